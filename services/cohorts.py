@@ -1,0 +1,80 @@
+"""Cohorts: the group of people who work through assignments together."""
+
+from __future__ import annotations
+
+import re
+
+from sqlalchemy import func
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services import policy
+from services.errors import AlreadyExists, Invalid, NotFound, Problem
+from services.models import Cohort
+from services.policy import Actor
+from services.views import CohortView
+
+SLUG_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$")
+MAX_NAME_CHARS = 200
+
+
+def clean_name(value: str, *, field: str, limit: int = MAX_NAME_CHARS) -> str:
+    """Names are single-line, trimmed, non-empty and bounded."""
+    cleaned = " ".join(value.split())
+    problems = []
+    if not cleaned:
+        problems.append(Problem("must not be empty", field=field))
+    elif len(cleaned) > limit:
+        problems.append(Problem(f"must be at most {limit} characters", field=field))
+    if "\x00" in value:
+        problems.append(Problem("must not contain NUL characters", field=field))
+    if problems:
+        raise Invalid(problems=problems)
+    return cleaned
+
+
+async def create_cohort(session: AsyncSession, *, actor: Actor, slug: str, name: str) -> Cohort:
+    """Only administrators create cohorts; the slug is unique, lowercase and URL-safe."""
+    if not policy.can_create_cohort(actor):
+        raise NotFound("No such page.")
+    if not SLUG_RE.fullmatch(slug):
+        raise Invalid(
+            problems=[
+                Problem(
+                    "must be 1-64 lowercase letters, digits or hyphens, "
+                    "starting and ending with a letter or digit",
+                    field="slug",
+                )
+            ]
+        )
+    name = clean_name(name, field="name")
+    taken = await session.scalar(select(func.count()).where(Cohort.slug == slug))
+    if taken:
+        raise AlreadyExists(f"A cohort with the slug {slug!r} already exists.")
+    cohort = Cohort(slug=slug, name=name)
+    session.add(cohort)
+    await session.flush()
+    return cohort
+
+
+async def list_cohorts(session: AsyncSession, *, actor: Actor) -> list[Cohort]:
+    """The cohorts the actor belongs to (every cohort, for administrators)."""
+    result = await session.execute(
+        select(Cohort).where(policy.visible_cohorts(actor)).order_by(col(Cohort.name))
+    )
+    return list(result.scalars())
+
+
+async def get_cohort(session: AsyncSession, *, actor: Actor, slug: str) -> Cohort:
+    """A cohort the actor may see."""
+    return await policy.access_cohort(session, actor=actor, slug=slug)
+
+
+def present_cohort(cohort: Cohort, *, actor: Actor) -> CohortView:
+    assert cohort.id is not None
+    return CohortView(
+        slug=cohort.slug,
+        name=cohort.name,
+        my_role=actor.role_in(cohort.id),
+        can_manage=policy.can_manage_cohort(actor, cohort),
+    )

@@ -1,0 +1,61 @@
+"""Markdown → sanitized HTML, rendered once when text is written, never per view.
+
+markdown-it-py parses CommonMark with raw HTML off; nh3 (ammonia) then keeps an allow-list
+of tags and URL schemes, so even a parser bug cannot let script or SVG through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import nh3
+from markdown_it import MarkdownIt
+
+from services.errors import Invalid, Problem
+
+MAX_MARKDOWN_CHARS = 100_000
+RENDER_DEADLINE_SECONDS = 2.0
+
+ALLOWED_TAGS = frozenset(
+    {
+        "a", "abbr", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4",
+        "h5", "h6", "hr", "i", "li", "ol", "p", "pre", "s", "strong", "sub", "sup", "table",
+        "tbody", "td", "th", "thead", "tr", "ul",
+    }
+)  # fmt: skip
+ALLOWED_ATTRIBUTES = {"a": {"href", "title"}, "ol": {"start"}, "th": {"align"}, "td": {"align"}}
+ALLOWED_URL_SCHEMES = frozenset({"http", "https", "mailto"})
+LINK_REL = "nofollow ugc noopener"
+
+
+def _parser() -> MarkdownIt:
+    return MarkdownIt("commonmark", {"html": False, "linkify": False, "typographer": False})
+
+
+def render_markdown(text: str, *, field: str = "body") -> str:
+    """Render markdown to HTML that is safe to place in any page as it is."""
+    if len(text) > MAX_MARKDOWN_CHARS:
+        raise Invalid(
+            problems=[Problem(f"is longer than {MAX_MARKDOWN_CHARS:,} characters", field=field)]
+        )
+    html = _parser().render(text)
+    return nh3.clean(
+        html,
+        tags=set(ALLOWED_TAGS),
+        attributes={tag: set(attrs) for tag, attrs in ALLOWED_ATTRIBUTES.items()},
+        url_schemes=set(ALLOWED_URL_SCHEMES),
+        link_rel=LINK_REL,
+        strip_comments=True,
+    )
+
+
+async def render_markdown_bounded(text: str, *, field: str = "body") -> str:
+    """Render off the event loop; input that takes too long is refused, not waited for."""
+    try:
+        return await asyncio.wait_for(
+            asyncio.to_thread(render_markdown, text, field=field), RENDER_DEADLINE_SECONDS
+        )
+    except TimeoutError:
+        raise Invalid(
+            problems=[Problem("is too complex to render; simplify its formatting", field=field)]
+        ) from None

@@ -1,0 +1,200 @@
+"""Shared fixtures: a real database per test (SQLite always, PostgreSQL when configured),
+schema from the Alembic migrations only, and the app served in-process.
+
+PostgreSQL: set PEERBOARD_TEST_POSTGRES_URL to an admin URL (for example
+postgresql://postgres@127.0.0.1:5432/postgres); the tests create their own databases.
+PEERBOARD_REQUIRE_POSTGRES=1 (set by .ci/run) turns "not configured" into a failure.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+from collections.abc import AsyncIterator, Coroutine, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy import text
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+
+import migrations
+from services.db import make_engine, make_sessionmaker, metadata, transaction
+from web.app import create_app
+from web.settings import Settings, normalize_database_url
+
+POSTGRES_ADMIN_URL = os.environ.get("PEERBOARD_TEST_POSTGRES_URL", "")
+REQUIRE_POSTGRES = os.environ.get("PEERBOARD_REQUIRE_POSTGRES") == "1"
+TEST_SECRET = "test-secret-key-that-is-long-enough-0123456789"
+
+T = TypeVar("T")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+
+def postgres_admin_dsn() -> str:
+    """An asyncpg DSN for the admin database, or skip (fail in CI) when there is none."""
+    if not POSTGRES_ADMIN_URL:
+        if REQUIRE_POSTGRES:
+            pytest.fail("PEERBOARD_REQUIRE_POSTGRES=1 but PEERBOARD_TEST_POSTGRES_URL is unset")
+        pytest.skip("PostgreSQL not configured (set PEERBOARD_TEST_POSTGRES_URL)")
+    url = make_url(normalize_database_url(POSTGRES_ADMIN_URL)).set(drivername="postgresql")
+    return url.render_as_string(hide_password=False)
+
+
+async def create_postgres_database(name: str) -> str:
+    """Create an empty database and return its SQLAlchemy URL."""
+    dsn = postgres_admin_dsn()
+    try:
+        conn = await asyncpg.connect(dsn)
+    except (OSError, asyncpg.PostgresError) as exc:
+        pytest.fail(f"PostgreSQL at {POSTGRES_ADMIN_URL} is unreachable: {exc}")
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    url = make_url(normalize_database_url(POSTGRES_ADMIN_URL)).set(database=name)
+    return url.render_as_string(hide_password=False)
+
+
+async def drop_postgres_database(name: str) -> None:
+    conn = await asyncpg.connect(postgres_admin_dsn())
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def migrated(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        await migrations.upgrade(engine)
+    finally:
+        await engine.dispose()
+
+
+def run_async(coro: Coroutine[Any, Any, T]) -> T:
+    """Run a coroutine to completion from sync code, even inside the tests' event loop."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One migrated SQLite file; each test gets a copy (much faster than migrating each)."""
+    path = tmp_path_factory.mktemp("template") / "template.db"
+    run_async(migrated(f"sqlite+aiosqlite:///{path}"))
+    return path
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[str]:
+    name = f"peerboard_test_{os.getpid()}"
+    url = run_async(create_postgres_database(name))
+    run_async(migrated(url))
+    yield url
+    run_async(drop_postgres_database(name))
+
+
+async def truncate_all(url: str) -> None:
+    engine = make_engine(url)
+    try:
+        async with engine.begin() as conn:
+            names = ", ".join(f'"{t.name}"' for t in metadata.sorted_tables)
+            await conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture(params=BACKENDS)
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    if request.param == "sqlite":
+        template: Path = request.getfixturevalue("sqlite_template")
+        path = tmp_path / "peerboard.db"
+        shutil.copyfile(template, path)
+        yield f"sqlite+aiosqlite:///{path}"
+        return
+    url: str = request.getfixturevalue("postgres_template")
+    yield url
+    run_async(truncate_all(url))  # isolation on PostgreSQL: empty every table after the test
+
+
+@pytest.fixture
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(database_url)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+def sessions(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+async def session(sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """A session whose work is committed when the test body ends without error."""
+    async with transaction(sessions) as session:
+        yield session
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "PEERBOARD_ENV": "test",
+        "DATABASE_URL": database_url,
+        "PEERBOARD_SECRET_KEY": TEST_SECRET,
+        "PEERBOARD_BASE_URL": "http://127.0.0.1:8000",
+        "PEERBOARD_OPEN_LOCAL_ACCESS": True,
+        **overrides,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+def settings(database_url: str) -> Settings:
+    return make_settings(database_url)
+
+
+@pytest.fixture
+def app(settings: Settings) -> Starlette:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def asgi(app: Starlette) -> AsyncIterator[Any]:
+    """The app with its lifespan running (engine open), as an ASGI callable."""
+    async with LifespanManager(app) as manager:
+        yield manager.app
+
+
+def client_for(app: Any, host: str = "127.0.0.1") -> httpx.AsyncClient:
+    transport = httpx.ASGITransport(app=app, client=(host, 51000))
+    return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
+
+
+@pytest.fixture
+async def client(asgi: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A browser on this machine (the pre-sign-in demo operator)."""
+    async with client_for(asgi) as client:
+        yield client
+
+
+@pytest.fixture
+async def stranger(asgi: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """Someone on another machine who has not signed in."""
+    async with client_for(asgi, host="203.0.113.9") as client:
+        yield client
+
+
+@pytest.fixture
+def fixture_text() -> str:
+    from services.demo import fixture_text
+
+    return fixture_text()

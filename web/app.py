@@ -1,0 +1,85 @@
+"""The application factory: `create_app(settings=None)` builds a fresh app; nothing global."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.templating import Jinja2Templates
+
+from services.db import make_engine, make_sessionmaker
+from web.context import AppState
+from web.errors import EXCEPTION_HANDLERS
+from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from web.openapi import build_document
+from web.routes import ApiRoute, build_routes
+from web.settings import Settings, load_settings
+
+TEMPLATES_DIR = Path(__file__).parent / "templates"
+VERSION = "0.1.0"
+
+
+def _template_context(request: Request) -> dict[str, Any]:
+    settings: Settings = request.app.state.settings
+
+    def path_for(name: str, /, **params: Any) -> str:
+        return str(request.app.url_path_for(name, **params))
+
+    return {
+        "path_for": path_for,
+        "csp_nonce": request.scope.get("state", {}).get("csp_nonce", ""),
+        "environment": settings.environment.value,
+        "open_local_access": settings.open_local_access,
+    }
+
+
+def make_templates() -> Jinja2Templates:
+    templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_template_context])
+    templates.env.autoescape = True
+    return templates
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    logging.basicConfig(level=logging.INFO)
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
+        engine = make_engine(settings.database_url)
+        try:
+            yield {"engine": engine, "sessions": make_sessionmaker(engine)}
+        finally:
+            await engine.dispose()
+
+    routes = build_routes()
+    app = Starlette(
+        routes=routes,
+        middleware=[
+            Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
+            Middleware(SecurityHeadersMiddleware, hsts=settings.is_https),
+            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+        ],
+        exception_handlers=EXCEPTION_HANDLERS,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.templates = make_templates()
+    app.state.openapi = build_document(
+        [
+            (route.path_format, method.lower(), route.name, route.operation)
+            for route in routes
+            if isinstance(route, ApiRoute)
+            for method in sorted(route.methods or ())
+            if method != "HEAD"
+        ],
+        title="Peerboard API",
+        version=VERSION,
+    )
+    return app

@@ -1,0 +1,208 @@
+"""The `peerboard` command: serve, demo, database migrations, cohorts and assignments."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+import migrations
+from services import assignments, cohorts, importing
+from services.db import make_engine, make_sessionmaker, transaction
+from services.demo import seed_demo
+from services.errors import DomainError, Invalid
+from services.policy import Actor
+from web.settings import Environment, Settings, load_settings
+
+T = TypeVar("T")
+DEMO_DATABASE_URL = "sqlite+aiosqlite:///peerboard-demo.db"
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except ValidationError as exc:
+        lines = [
+            f"  {'.'.join(map(str, e['loc'])) or 'settings'}: {e['msg']}" for e in exc.errors()
+        ]
+        raise click.ClickException("invalid settings:\n" + "\n".join(lines)) from None
+
+
+def _run_in_transaction(settings: Settings, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def go() -> T:
+        engine = make_engine(settings.database_url)
+        try:
+            async with transaction(make_sessionmaker(engine)) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    try:
+        return asyncio.run(go())
+    except DomainError as exc:
+        message = exc.message
+        if isinstance(exc, Invalid) and exc.problems:
+            message = exc.title + ":\n" + "\n".join(f"  {p.describe()}" for p in exc.problems)
+        raise click.ClickException(message) from None
+
+
+def _migrate(settings: Settings, action: str = "upgrade", revision: str = "head") -> None:
+    async def go() -> None:
+        if path := settings.sqlite_path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        engine = make_engine(settings.database_url)
+        try:
+            step = migrations.upgrade if action == "upgrade" else migrations.downgrade
+            await step(engine, revision)
+        finally:
+            await engine.dispose()
+
+    asyncio.run(go())
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Peerboard: threaded discussion and anonymous stance peer review for cohorts.
+
+    Settings come from the environment (and a .env file): DATABASE_URL, REDIS_URL,
+    PEERBOARD_SECRET_KEY, PEERBOARD_BASE_URL, PEERBOARD_ENV.
+    """
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+def serve(host: str, port: int) -> None:
+    """Serve Peerboard with the settings from the environment."""
+    import uvicorn
+
+    from web.app import create_app
+
+    app = create_app(_settings())
+    uvicorn.run(app, host=host, port=port, proxy_headers=True, log_level="info")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option(
+    "--database-url",
+    envvar="PEERBOARD_DEMO_DATABASE_URL",
+    default=DEMO_DATABASE_URL,
+    show_default=True,
+    help="Where the demo keeps its data.",
+)
+def demo(host: str, port: int, database_url: str) -> None:
+    """Migrate, seed the Secure Base demo cohort, and serve it on this machine."""
+    import uvicorn
+
+    from web.app import create_app
+
+    settings = _settings(
+        PEERBOARD_ENV=Environment.demo,
+        DATABASE_URL=database_url,
+        PEERBOARD_BASE_URL=f"http://{host}:{port}",
+        PEERBOARD_OPEN_LOCAL_ACCESS=True,
+    )
+    _migrate(settings)
+    assignment = _run_in_transaction(settings, seed_demo)
+    click.echo(f"Peerboard demo: http://{host}:{port}/assignments/{assignment.id}")
+    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+
+
+@main.group()
+def db() -> None:
+    """Database schema (Alembic migrations)."""
+
+
+@db.command()
+@click.argument("revision", default="head")
+def upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: the latest)."""
+    _migrate(_settings(), "upgrade", revision)
+    click.echo(f"database upgraded to {revision}")
+
+
+@db.command()
+@click.argument("revision")
+def downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION ("base" removes every table)."""
+    _migrate(_settings(), "downgrade", revision)
+    click.echo(f"database downgraded to {revision}")
+
+
+@main.group("cohorts")
+def cohorts_group() -> None:
+    """Cohorts."""
+
+
+@cohorts_group.command("create")
+@click.argument("slug")
+@click.option("--name", required=True, help="The cohort's display name.")
+def cohorts_create(slug: str, name: str) -> None:
+    """Create a cohort with URL name SLUG."""
+
+    async def work(session: AsyncSession) -> str:
+        cohort = await cohorts.create_cohort(session, actor=Actor.system(), slug=slug, name=name)
+        return cohort.slug
+
+    click.echo(f"created cohort {_run_in_transaction(_settings(), work)}")
+
+
+@main.group("assignments")
+def assignments_group() -> None:
+    """Assignments."""
+
+
+@assignments_group.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--cohort", "cohort_slug", required=True, help="Slug of the cohort.")
+@click.option("--json", "as_json", is_flag=True, help="Print the created assignment as JSON.")
+def assignments_import(file: Path, cohort_slug: str, as_json: bool) -> None:
+    """Import an assignment from FILE (plain-text format, .json or .toml)."""
+    system = Actor.system()
+    try:
+        draft = importing.parse_assignment_document(file.read_bytes(), filename=file.name)
+    except Invalid as exc:
+        problems = "\n".join(f"  {file.name}: {p.describe()}" for p in exc.problems)
+        raise click.ClickException(f"{exc.title}; nothing was imported:\n{problems}") from None
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        cohort = await cohorts.get_cohort(session, actor=system, slug=cohort_slug)
+        assignment = await assignments.import_assignment(
+            session, actor=system, cohort=cohort, draft=draft
+        )
+        assert assignment.id is not None
+        detail = await assignments.get_assignment(
+            session, actor=system, assignment_id=assignment.id
+        )
+        view = assignments.present_assignment(detail, actor=system)
+        return view.model_dump(mode="json")
+
+    view = _run_in_transaction(_settings(), work)
+    if as_json:
+        keys = ("id", "cohort", "title", "phase", "questions", "rubric")
+        out = {k: view[k] for k in keys}
+        out["questions"] = [
+            {"id": q["id"], "position": q["position"], "prompt": q["prompt"]}
+            for q in view["questions"]
+        ]
+        out["references"] = len(view["references"])
+        out["has_sample_paper"] = view["sample_paper"] is not None
+        click.echo(json.dumps(out, ensure_ascii=False, indent=2))
+    else:
+        click.echo(
+            f"imported assignment {view['id']} {view['title']!r} "
+            f"with {len(view['questions'])} questions into cohort {cohort_slug}"
+        )
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

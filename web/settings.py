@@ -1,0 +1,152 @@
+"""Validated settings, read from the environment (and an optional `.env` file).
+
+No module-level singleton: `load_settings()` builds one when asked, so tests pass their own.
+Unsafe values are refused outside development-like environments rather than warned about.
+"""
+
+from __future__ import annotations
+
+import secrets
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Self
+from urllib.parse import urlsplit
+
+from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "dev"})
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///peerboard.db"
+
+
+class Environment(StrEnum):
+    production = "production"
+    development = "development"
+    demo = "demo"
+    test = "test"
+
+    @property
+    def is_development_like(self) -> bool:
+        return self is not Environment.production
+
+
+def normalize_database_url(url: str) -> str:
+    """Accept plain `sqlite:///` and `postgresql://` URLs and pick the async drivers."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("DATABASE_URL must look like sqlite:///path.db or postgresql://host/db")
+    base, _, driver = scheme.partition("+")
+    if base == "sqlite":
+        if driver not in ("", "aiosqlite"):
+            raise ValueError(f"unsupported SQLite driver {driver!r}; use sqlite+aiosqlite")
+        return f"sqlite+aiosqlite://{rest}"
+    if base in ("postgresql", "postgres"):
+        if driver not in ("", "asyncpg", "psycopg2", "psycopg"):
+            raise ValueError(f"unsupported PostgreSQL driver {driver!r}; use postgresql+asyncpg")
+        return f"postgresql+asyncpg://{rest}"
+    raise ValueError(f"unsupported database {base!r}: Peerboard runs on SQLite or PostgreSQL")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
+    )
+
+    environment: Environment = Field(
+        default=Environment.production, validation_alias=AliasChoices("PEERBOARD_ENV")
+    )
+    database_url: str = Field(
+        default=DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL")
+    )
+    redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
+    secret_key: str = Field(default="", validation_alias=AliasChoices("PEERBOARD_SECRET_KEY"))
+    base_url: str = Field(
+        default="http://127.0.0.1:8000", validation_alias=AliasChoices("PEERBOARD_BASE_URL")
+    )
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("PEERBOARD_ALLOWED_HOSTS")
+    )
+    max_body_bytes: int = Field(
+        default=1024 * 1024,
+        ge=1024,
+        le=64 * 1024 * 1024,
+        validation_alias=AliasChoices("PEERBOARD_MAX_BODY_BYTES"),
+    )
+    # Until sign-in exists, a development-like server may show everything to a browser on
+    # loopback. Never honoured in production (see the validator).
+    open_local_access: bool = Field(
+        default=False, validation_alias=AliasChoices("PEERBOARD_OPEN_LOCAL_ACCESS")
+    )
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        return normalize_database_url(value)
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("base_url")
+    @classmethod
+    def _base_url(cls, value: str) -> str:
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("PEERBOARD_BASE_URL must be an absolute http(s) URL")
+        if parts.query or parts.fragment:
+            raise ValueError("PEERBOARD_BASE_URL must not have a query or fragment")
+        return value.strip().rstrip("/")
+
+    @field_validator("allowed_hosts", mode="before")
+    @classmethod
+    def _allowed_hosts(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [h.strip() for h in value.split(",") if h.strip()]
+        return value
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_outside_development(self) -> Self:
+        if self.environment.is_development_like:
+            if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS:
+                # A fresh random key per process: fine for a demo, and nothing to leak.
+                self.secret_key = secrets.token_urlsafe(32)
+            return self
+        if self.secret_key.strip().lower() in PLACEHOLDER_SECRETS or len(self.secret_key) < 32:
+            raise ValueError(
+                "PEERBOARD_SECRET_KEY must be set to a random value of at least 32 characters "
+                "in production (for example: python -c 'import secrets; "
+                "print(secrets.token_urlsafe(48))')"
+            )
+        if self.open_local_access:
+            raise ValueError("PEERBOARD_OPEN_LOCAL_ACCESS is for demo and development only")
+        return self
+
+    @property
+    def is_https(self) -> bool:
+        return self.base_url.startswith("https://")
+
+    @property
+    def trusted_hosts(self) -> list[str]:
+        hosts = [urlsplit(self.base_url).hostname or "", *self.allowed_hosts]
+        if self.environment.is_development_like:
+            hosts += ["127.0.0.1", "localhost", "[::1]", "testserver"]
+        return sorted(set(filter(None, hosts)))
+
+    @property
+    def sqlite_path(self) -> Path | None:
+        if not self.database_url.startswith("sqlite"):
+            return None
+        rest = self.database_url.split("://", 1)[1]
+        path = rest[1:] if rest.startswith("/") else rest
+        return None if path in ("", ":memory:") else Path(path)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Settings from the environment and `.env`, with explicit overrides winning."""
+    return Settings(**overrides)  # type: ignore[arg-type]
