@@ -51,9 +51,10 @@ def test_help_lists_every_command(tmp_path: Path) -> None:
 def test_create_a_cohort_and_import_the_fixture_as_json(db: Path, tmp_path: Path) -> None:
     from services.demo import fixture_text
 
-    assert "created cohort psy-612" in peerboard(
-        "cohorts", "create", "psy-612", "--name", "PSY 612", db=db
-    ).stdout
+    assert (
+        "created cohort psy-612"
+        in peerboard("cohorts", "create", "psy-612", "--name", "PSY 612", db=db).stdout
+    )
     document = tmp_path / "secure-base.txt"
     document.write_text(fixture_text(), encoding="utf-8")
     out = peerboard("assignments", "import", str(document), "--cohort", "psy-612", "--json", db=db)
@@ -89,7 +90,9 @@ def test_an_unparsable_file_exits_non_zero_with_the_reason_and_imports_nothing(
     peerboard("cohorts", "create", "psy", "--name", "PSY", db=db)
     document = tmp_path / "broken.txt"
     document.write_text("Just A Title\n", encoding="utf-8")
-    result = peerboard("assignments", "import", str(document), "--cohort", "psy", db=db, check=False)
+    result = peerboard(
+        "assignments", "import", str(document), "--cohort", "psy", db=db, check=False
+    )
     assert result.returncode != 0
     assert "broken.txt: line" in result.stderr
     assert "nothing was imported" in result.stderr
@@ -105,7 +108,9 @@ def test_an_unparsable_file_exits_non_zero_with_the_reason_and_imports_nothing(
 def test_unknown_cohort_and_duplicate_cohort_are_clear_errors(db: Path, tmp_path: Path) -> None:
     document = tmp_path / "a.json"
     document.write_text(json.dumps({"title": "T", "questions": ["Q?"]}), encoding="utf-8")
-    missing = peerboard("assignments", "import", str(document), "--cohort", "nope", db=db, check=False)
+    missing = peerboard(
+        "assignments", "import", str(document), "--cohort", "nope", db=db, check=False
+    )
     assert missing.returncode != 0 and "No such cohort" in missing.stderr
     peerboard("cohorts", "create", "psy", "--name", "PSY", db=db)
     again = peerboard("cohorts", "create", "psy", "--name", "PSY", db=db, check=False)

@@ -62,8 +62,12 @@ async def current_actor(request: Request, session: AsyncSession) -> Actor:
     return Actor.anonymous()
 
 
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
 @asynccontextmanager
 async def unit_of_work(request: Request) -> AsyncIterator[tuple[AsyncSession, Actor]]:
-    async with transaction(sessions_of(request)) as session:
+    write = request.method not in SAFE_METHODS
+    async with transaction(sessions_of(request), write=write) as session:
         actor = await current_actor(request, session)
         yield session, actor

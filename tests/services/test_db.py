@@ -36,3 +36,29 @@ async def test_foreign_keys_are_enforced(engine: AsyncEngine) -> None:
             await conn.rollback()
         else:  # pragma: no cover - the assertion message is the point
             raise AssertionError("a membership of a missing cohort was accepted")
+
+
+async def test_concurrent_read_then_write_transactions_all_commit(engine: AsyncEngine) -> None:
+    """On SQLite a deferred transaction that reads, then writes after another writer
+    committed, fails at once; write units therefore start with BEGIN IMMEDIATE."""
+    import asyncio
+
+    from services.db import make_sessionmaker, transaction
+
+    sessions = make_sessionmaker(engine)
+
+    async def writer(i: int) -> None:
+        async with transaction(sessions) as session:
+            seen = (await session.execute(text("SELECT count(*) FROM cohorts"))).scalar_one()
+            await asyncio.sleep(0.005)
+            await session.execute(
+                text(
+                    "INSERT INTO cohorts (slug, name, created_at) "
+                    "VALUES (:slug, 'c', CURRENT_TIMESTAMP)"
+                ),
+                {"slug": f"c{i}-{seen}"},
+            )
+
+    await asyncio.gather(*(writer(i) for i in range(12)))
+    async with transaction(sessions, write=False) as session:
+        assert (await session.execute(text("SELECT count(*) FROM cohorts"))).scalar_one() == 12

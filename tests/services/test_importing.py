@@ -34,16 +34,17 @@ MARKER = "Paper For Above instruction"
 
 
 def fixture_path() -> Path:
-    """/work/shared/fixtures/secure-base-assignment.txt, found relative to this file."""
-    here = Path(__file__).resolve()
-    candidates = [
-        here.parents[2].parent / "shared" / "fixtures" / FIXTURE_NAME,
-        Path(__file__).parents[3] / "shared" / "fixtures" / FIXTURE_NAME,
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise AssertionError(f"fixture not found; looked in {[str(c) for c in candidates]}")
+    """The assignment document as the project ships it (services/demo/)."""
+    return Path(__file__).resolve().parents[2] / "services" / "demo" / FIXTURE_NAME
+
+
+def test_shipped_copy_equals_the_shared_fixture() -> None:
+    """The demo ships a copy of ../shared/fixtures; when that folder is beside the
+    checkout (on the team's machines and in CI), the copy must be byte-identical."""
+    shared = Path(__file__).resolve().parents[3] / "shared" / "fixtures" / FIXTURE_NAME
+    if not shared.is_file():
+        pytest.skip(f"no shared fixtures beside this checkout ({shared})")
+    assert fixture_path().read_bytes() == shared.read_bytes()
 
 
 @pytest.fixture(scope="module")
