@@ -41,7 +41,7 @@ def _sqlite_pragmas(dbapi_connection: DBAPIConnection, _record: ConnectionPoolEn
     # Set per connection: WAL lets readers run beside the writer, busy_timeout waits for the
     # write lock instead of failing, and SQLite leaves foreign keys off unless told.
     # isolation_level=None stops the driver's own implicit BEGIN; _sqlite_begin emits ours.
-    dbapi_connection.isolation_level = None  # type: ignore[attr-defined]
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
