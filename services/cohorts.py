@@ -10,7 +10,7 @@ from sqlmodel import col, select
 
 from services import policy
 from services.errors import AlreadyExists, Invalid, NotFound, Problem
-from services.models import Cohort
+from services.models import Cohort, Membership, Role
 from services.policy import Actor
 from services.views import CohortView
 
@@ -34,7 +34,8 @@ def clean_name(value: str, *, field: str, limit: int = MAX_NAME_CHARS) -> str:
 
 
 async def create_cohort(session: AsyncSession, *, actor: Actor, slug: str, name: str) -> Cohort:
-    """Only administrators create cohorts; the slug is unique, lowercase and URL-safe."""
+    """Administrators and instructors create cohorts (and teach them); the slug is unique,
+    lowercase and URL-safe."""
     if not policy.can_create_cohort(actor):
         raise NotFound("No such page.")
     if not SLUG_RE.fullmatch(slug):
@@ -54,6 +55,10 @@ async def create_cohort(session: AsyncSession, *, actor: Actor, slug: str, name:
     cohort = Cohort(slug=slug, name=name)
     session.add(cohort)
     await session.flush()
+    if actor.user_id is not None:
+        assert cohort.id is not None
+        session.add(Membership(cohort_id=cohort.id, user_id=actor.user_id, role=Role.instructor))
+        await session.flush()
     return cohort
 
 

@@ -66,6 +66,15 @@ class Role(StrEnum):
         return self is not Role.student
 
 
+class MembershipSource(StrEnum):
+    """How a person came to be in a cohort (group-claim memberships follow the claim)."""
+
+    manual = "manual"
+    join_code = "join_code"
+    group = "group"
+    grant = "grant"
+
+
 class Phase(StrEnum):
     draft = "draft"
     open = "open"
@@ -86,6 +95,7 @@ class User(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=320)
     is_administrator: bool = Field(default=False)
     created_at: datetime = _when(default_factory=utcnow)
+    last_sign_in_at: datetime | None = _when(default=None, nullable=True)
 
 
 class Cohort(SQLModel, table=True):
@@ -94,6 +104,9 @@ class Cohort(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     slug: str = Field(max_length=64, unique=True)
     name: str = Field(max_length=200)
+    # Students join with this code; moderators rotate it. Null: joining by code is off.
+    join_code: str | None = Field(default=None, max_length=32, unique=True)
+    join_code_expires_at: datetime | None = _when(default=None, nullable=True)
     created_at: datetime = _when(default_factory=utcnow)
 
 
@@ -105,7 +118,78 @@ class Membership(SQLModel, table=True):
     cohort_id: int = Field(foreign_key="cohorts.id", ondelete="CASCADE", index=True)
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
     role: Role = Field(sa_type=_enum(Role))
+    source: MembershipSource = Field(
+        default=MembershipSource.manual, sa_type=_enum(MembershipSource)
+    )
     created_at: datetime = _when(default_factory=utcnow)
+
+
+class GroupRule(SQLModel, table=True):
+    """People whose identity provider puts `group` in their groups claim get `role` here."""
+
+    __tablename__ = "cohort_group_rules"
+    __table_args__ = (sa.UniqueConstraint("cohort_id", "issuer", "group_name"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    cohort_id: int = Field(foreign_key="cohorts.id", ondelete="CASCADE", index=True)
+    issuer: str = Field(max_length=255)
+    group_name: str = Field(max_length=255)
+    role: Role = Field(sa_type=_enum(Role))
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class WebSession(SQLModel, table=True):
+    """Server-side session state; the browser's cookie holds only a random key whose
+    SHA-256 is stored here, so a database leak does not hand out live sessions."""
+
+    __tablename__ = "web_sessions"
+
+    id: int | None = Field(default=None, primary_key=True)
+    key_hash: str = Field(max_length=64, unique=True)
+    user_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="CASCADE", index=True, nullable=True
+    )
+    csrf_token: str = Field(max_length=64)
+    data: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = _when(default_factory=utcnow)
+    last_seen_at: datetime = _when(default_factory=utcnow)
+    expires_at: datetime = _when(index=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """A personal access token for programs, stored as a SHA-256 hash, shown once."""
+
+    __tablename__ = "api_tokens"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    name: str = Field(max_length=100)
+    token_hash: str = Field(max_length=64, unique=True)
+    prefix: str = Field(max_length=16)
+    created_at: datetime = _when(default_factory=utcnow)
+    expires_at: datetime | None = _when(default=None, nullable=True)
+    last_used_at: datetime | None = _when(default=None, nullable=True)
+    revoked_at: datetime | None = _when(default=None, nullable=True)
+
+
+class AuditEvent(SQLModel, table=True):
+    """Append-only record of moderator actions and identity reveals, hash-chained: each
+    row's hash covers its content and the previous row's hash, so edits are detectable."""
+
+    __tablename__ = "audit_events"
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Plain ids, no foreign keys: deleting a person or cohort must not rewrite the log.
+    cohort_id: int | None = Field(default=None, index=True, nullable=True)
+    actor_user_id: int | None = Field(default=None, nullable=True)
+    action: str = Field(max_length=64)
+    target_type: str = Field(max_length=32)
+    target_id: str = Field(max_length=64)
+    reason: str = Field(default="", sa_type=sa.Text)
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    created_at: datetime = _when(default_factory=utcnow)
+    prev_hash: str = Field(max_length=64)
+    hash: str = Field(max_length=64, unique=True)
 
 
 class Assignment(SQLModel, table=True):

@@ -67,8 +67,8 @@ async def load_actor(session: AsyncSession, *, user_id: int, is_administrator: b
 
 
 def can_create_cohort(actor: Actor) -> bool:
-    """Only administrators create cohorts."""
-    return actor.is_administrator
+    """Administrators, and people who already teach a cohort, create cohorts."""
+    return actor.is_administrator or any(r is Role.instructor for r in actor.roles.values())
 
 
 def can_view_cohort(actor: Actor, cohort: Cohort) -> bool:
@@ -82,6 +82,29 @@ def can_manage_cohort(actor: Actor, cohort: Cohort) -> bool:
         return True
     role = actor.role_in(cohort.id) if cohort.id is not None else None
     return role is not None and role.is_staff
+
+
+def can_manage_members(actor: Actor, cohort: Cohort) -> bool:
+    """Moderators and instructors manage a cohort's members, join code and group rules."""
+    return can_manage_cohort(actor, cohort)
+
+
+def can_change_member(
+    actor: Actor, cohort: Cohort, *, target_user_id: int, current: Role, new: Role | None
+) -> bool:
+    """Instructors change anyone's role; moderators manage students and moderators but never
+    touch an instructor or make one. Nobody changes their own role (no self-promotion and
+    no locking oneself out); `new=None` means removal."""
+    if not can_manage_members(actor, cohort) or target_user_id == actor.user_id:
+        return False
+    if actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor:
+        return True
+    return current is not Role.instructor and new is not Role.instructor
+
+
+def can_read_audit_log(actor: Actor, cohort: Cohort) -> bool:
+    """Instructors (and administrators) read a cohort's audit log."""
+    return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor
 
 
 def visible_cohorts(actor: Actor) -> ColumnElement[bool]:

@@ -70,3 +70,57 @@ class AssignmentView(View):
     sample_paper_html: str | None
     references: list[str]
     can_manage: bool
+
+
+class TokenView(View):
+    id: int
+    name: str
+    prefix: str
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked: bool
+
+
+class TokenCreatedView(TokenView):
+    token: str
+
+
+class MeCohortView(View):
+    slug: str
+    name: str
+    role: Role
+
+
+class MeUserView(View):
+    id: int
+    display_name: str
+    email: str | None
+    is_administrator: bool
+
+
+class MeView(View):
+    user: MeUserView | None
+    cohorts: list[MeCohortView]
+    csrf_token: str | None
+
+
+class MemberView(View):
+    user_id: int
+    display_name: str
+    email: str | None
+    role: Role
+    source: str
+    joined_at: datetime
+
+
+class JoinCodeView(View):
+    join_code: str | None
+    expires_at: datetime | None
+
+
+class GroupRuleView(View):
+    id: int
+    issuer: str
+    group: str
+    role: Role

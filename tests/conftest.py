@@ -26,7 +26,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 
 import migrations
+from services import identity, websessions
 from services.db import make_engine, make_sessionmaker, metadata, transaction
+from services.identity import VerifiedIdentity
+from services.models import Role, User
+from services.policy import Actor
 from web.app import create_app
 from web.settings import Settings, normalize_database_url
 
@@ -151,7 +155,6 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "DATABASE_URL": database_url,
         "PEERBOARD_SECRET_KEY": TEST_SECRET,
         "PEERBOARD_BASE_URL": "http://127.0.0.1:8000",
-        "PEERBOARD_OPEN_LOCAL_ACCESS": True,
         **overrides,
     }
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -179,16 +182,83 @@ def client_for(app: Any, host: str = "127.0.0.1") -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=transport, base_url="http://127.0.0.1:8000")
 
 
+TEST_ISSUER = "https://idp.test.example"
+
+
+class People:
+    """The test personas, signed in through the real services: each `client(name)` is a
+    browser holding a real server-side session (cookie + CSRF header), made the way a
+    successful OIDC callback makes one. The sign-in flow itself is tested in tests/web/auth.
+    """
+
+    def __init__(self, asgi: Any, sessions: async_sessionmaker[AsyncSession]) -> None:
+        self.asgi = asgi
+        self.sessions = sessions
+        self.users: dict[str, User] = {}
+        self._clients: list[httpx.AsyncClient] = []
+
+    async def user(self, name: str, *, administrator: bool = False) -> User:
+        if name not in self.users:
+            async with transaction(self.sessions) as session:
+                user = await identity.sign_in(
+                    session,
+                    identity=VerifiedIdentity(
+                        issuer=TEST_ISSUER,
+                        subject=f"sub-{name}",
+                        name=name.capitalize(),
+                        email=f"{name}@uni.test",
+                    ),
+                )
+                user.is_administrator = administrator
+            self.users[name] = user
+        return self.users[name]
+
+    async def client(self, name: str, *, administrator: bool = False) -> httpx.AsyncClient:
+        user = await self.user(name, administrator=administrator)
+        async with transaction(self.sessions) as session:
+            key, row = await websessions.create(
+                session, policy=websessions.SessionPolicy(), user_id=user.id
+            )
+        client = client_for(self.asgi)
+        client.cookies.set("peerboard_session", key)
+        client.headers["X-CSRF-Token"] = row.csrf_token
+        self._clients.append(client)
+        return client
+
+    async def member(self, name: str, cohort_slug: str, role: Role) -> httpx.AsyncClient:
+        user = await self.user(name)
+        async with transaction(self.sessions) as session:
+            await identity.grant(
+                session,
+                actor=Actor.system(),
+                issuer=user.issuer,
+                subject=user.subject,
+                role=role,
+                cohort_slug=cohort_slug,
+            )
+        return await self.client(name)
+
+    async def close(self) -> None:
+        for client in self._clients:
+            await client.aclose()
+
+
 @pytest.fixture
-async def client(asgi: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """A browser on this machine (the pre-sign-in demo operator)."""
-    async with client_for(asgi) as client:
-        yield client
+async def people(asgi: Any, sessions: async_sessionmaker[AsyncSession]) -> AsyncIterator[People]:
+    people = People(asgi, sessions)
+    yield people
+    await people.close()
+
+
+@pytest.fixture
+async def client(people: People) -> httpx.AsyncClient:
+    """An administrator's browser (creates cohorts, imports assignments)."""
+    return await people.client("root", administrator=True)
 
 
 @pytest.fixture
 async def stranger(asgi: Any) -> AsyncIterator[httpx.AsyncClient]:
-    """Someone on another machine who has not signed in."""
+    """Someone who has not signed in."""
     async with client_for(asgi, host="203.0.113.9") as client:
         yield client
 

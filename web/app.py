@@ -18,8 +18,10 @@ from services.db import make_engine, make_sessionmaker
 from web.context import AppState
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from web.oidc import make_oauth
 from web.openapi import build_document
 from web.routes import ApiRoute, build_routes
+from web.sessions import STATE_KEY, SessionMiddleware, SessionState
 from web.settings import Settings, load_settings
 
 TEMPLATES_DIR = Path(__file__).parent / "templates"
@@ -28,6 +30,7 @@ VERSION = "0.1.0"
 
 def _template_context(request: Request) -> dict[str, Any]:
     settings: Settings = request.app.state.settings
+    state = request.scope.get(STATE_KEY)
 
     def path_for(name: str, /, **params: Any) -> str:
         return str(request.app.url_path_for(name, **params))
@@ -36,7 +39,9 @@ def _template_context(request: Request) -> dict[str, Any]:
         "path_for": path_for,
         "csp_nonce": request.scope.get("state", {}).get("csp_nonce", ""),
         "environment": settings.environment.value,
-        "open_local_access": settings.open_local_access,
+        "csrf_token": state.csrf_token if isinstance(state, SessionState) else None,
+        # Set by endpoints that identify the caller (see web/endpoints/pages.py).
+        "viewer": getattr(request.state, "viewer", None),
     }
 
 
@@ -65,12 +70,19 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
             Middleware(SecurityHeadersMiddleware, hsts=settings.is_https),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(
+                SessionMiddleware,
+                secure=settings.is_https,
+                idle_minutes=settings.session_idle_minutes,
+                max_hours=settings.session_max_hours,
+            ),
         ],
         exception_handlers=EXCEPTION_HANDLERS,
         lifespan=lifespan,
     )
     app.state.settings = settings
     app.state.templates = make_templates()
+    app.state.oauth = make_oauth(settings)
     app.state.openapi = build_document(
         [
             (route.path_format, method.lower(), route.name, route.operation)

@@ -19,7 +19,8 @@ from services.db import make_engine, make_sessionmaker, transaction
 from services.demo import seed_demo
 from services.errors import DomainError, Invalid
 from services.policy import Actor
-from web.settings import Environment, Settings, load_settings
+from web.demo import DEFAULT_IDP_PORT, demo_settings, run_demo_identity_provider
+from web.settings import Settings, load_settings
 
 T = TypeVar("T")
 DEMO_DATABASE_URL = "sqlite+aiosqlite:///peerboard-demo.db"
@@ -99,22 +100,44 @@ def serve(host: str, port: int) -> None:
     show_default=True,
     help="Where the demo keeps its data.",
 )
-def demo(host: str, port: int, database_url: str) -> None:
-    """Migrate, seed the Secure Base demo cohort, and serve it on this machine."""
+@click.option(
+    "--idp-port",
+    default=DEFAULT_IDP_PORT,
+    show_default=True,
+    type=int,
+    help="Port of the demo identity provider on 127.0.0.1.",
+)
+def demo(host: str, port: int, database_url: str, idp_port: int) -> None:
+    """Migrate, seed the Secure Base demo cohort, and serve it with a demo sign-in."""
+    import os
+
     import uvicorn
 
     from web.app import create_app
 
-    settings = _settings(
-        PEERBOARD_ENV=Environment.demo,
-        DATABASE_URL=database_url,
-        PEERBOARD_BASE_URL=f"http://{host}:{port}",
-        PEERBOARD_OPEN_LOCAL_ACCESS=True,
-    )
-    _migrate(settings)
-    assignment = _run_in_transaction(settings, seed_demo)
-    click.echo(f"Peerboard demo: http://{host}:{port}/assignments/{assignment.id}")
-    uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
+    if os.environ.get("PEERBOARD_ENV", "demo") not in ("demo", "development"):
+        raise click.ClickException(
+            "peerboard demo signs anyone in with one click; it refuses to run with "
+            f"PEERBOARD_ENV={os.environ['PEERBOARD_ENV']}"
+        )
+    with run_demo_identity_provider(idp_port) as issuer:
+        try:
+            settings = demo_settings(host=host, port=port, database_url=database_url, issuer=issuer)
+        except ValidationError as exc:
+            raise click.ClickException(str(exc)) from None
+        _migrate(settings)
+
+        async def seed(session: AsyncSession) -> int:
+            assignment = await seed_demo(session, issuer=issuer)
+            assert assignment.id is not None
+            return assignment.id
+
+        assignment_id = _run_in_transaction(settings, seed)
+        click.echo(
+            f"Peerboard demo: http://{host}:{port}/ — sign in as one of the demo people "
+            f"(the Secure Base assignment is /assignments/{assignment_id})"
+        )
+        uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 
 
 @main.group()

@@ -1,4 +1,4 @@
-"""Per-request plumbing: the typed app state, the actor, and the unit of work.
+"""Per-request plumbing: the typed app state, who is asking, CSRF, and the unit of work.
 
 The web layer owns the transaction: one `unit_of_work` per request commits when the
 endpoint's service call returns and rolls back when it raises.
@@ -6,23 +6,41 @@ endpoint's service call returns and rolls back when it raises.
 
 from __future__ import annotations
 
-import ipaddress
+import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
+from services import policy, tokens
 from services.db import transaction
+from services.models import User
 from services.policy import Actor
+from web.errors import ApiError
+from web.sessions import STATE_KEY, SessionState
 from web.settings import Settings
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CSRF_HEADER = "x-csrf-token"
+CSRF_FIELD = "csrf_token"
 
 
 class AppState(TypedDict):
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """The actor, the person behind it (if any) and how they proved it."""
+
+    actor: Actor
+    user: User | None
+    via: str | None  # "session", "token" or None
 
 
 def settings_of(request: Request) -> Settings:
@@ -40,34 +58,91 @@ def sessions_of(request: Request) -> async_sessionmaker[AsyncSession]:
     return sessions
 
 
-def _is_loopback(request: Request) -> bool:
-    if request.client is None:
-        return False
-    try:
-        return ipaddress.ip_address(request.client.host).is_loopback
-    except ValueError:
-        return False
+def session_state(request: Request) -> SessionState | None:
+    state = request.scope.get(STATE_KEY)
+    return state if isinstance(state, SessionState) else None
 
 
-async def current_actor(request: Request, session: AsyncSession) -> Actor:
-    """Who is asking. Sign-in is not built yet: a development-like server with open local
-    access shows everything to a browser on this machine; everyone else is anonymous."""
-    settings = settings_of(request)
-    if (
-        settings.open_local_access
-        and settings.environment.is_development_like
-        and _is_loopback(request)
-    ):
-        return Actor.local_operator()
-    return Actor.anonymous()
+def _bearer(request: Request) -> str | None:
+    header = request.headers.get("authorization")
+    if header is None:
+        return None
+    scheme, _, value = header.partition(" ")
+    if scheme.lower() != "bearer" or not value.strip():
+        raise ApiError(
+            401,
+            "Use 'Authorization: Bearer <personal access token>'.",
+            code="invalid_token",
+            headers={"WWW-Authenticate": 'Bearer error="invalid_request"'},
+        )
+    return value.strip()
 
 
-SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+async def identify(request: Request, session: AsyncSession) -> Caller:
+    """Who is asking: a personal access token wins over the browser session."""
+    raw = _bearer(request)
+    if raw is not None:
+        found = await tokens.authenticate(session, raw=raw)
+        if found is None:
+            raise ApiError(
+                401,
+                "The access token is unknown, revoked or expired.",
+                code="invalid_token",
+                headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
+            )
+        user, token = found
+        if tokens.needs_touch(token):
+            request.state.touch_token_id = token.id
+        return Caller(await _actor_for(session, user), user, "token")
+    state = session_state(request)
+    if state is not None and state.user_id is not None:
+        person = await session.get(User, state.user_id)
+        if person is not None:
+            return Caller(await _actor_for(session, person), person, "session")
+    return Caller(Actor.anonymous(), None, None)
+
+
+async def _actor_for(session: AsyncSession, user: User) -> Actor:
+    assert user.id is not None
+    # Roles are read on every request, so a removed member loses access at once.
+    return await policy.load_actor(session, user_id=user.id, is_administrator=user.is_administrator)
+
+
+def check_csrf(request: Request, caller: Caller, form_token: str | None) -> None:
+    """Unsafe requests that a cookie authenticates must carry the session's CSRF token, in
+    the X-CSRF-Token header (API) or the csrf_token form field (pages)."""
+    if request.method in SAFE_METHODS or caller.via != "session":
+        return
+    state = session_state(request)
+    expected = state.csrf_token if state else None
+    sent = request.headers.get(CSRF_HEADER) or form_token or ""
+    if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
+        raise ApiError(
+            403,
+            "This form or request is missing its security token, or it has expired. "
+            "Reload the page and try again.",
+            code="csrf_failed",
+        )
 
 
 @asynccontextmanager
-async def unit_of_work(request: Request) -> AsyncIterator[tuple[AsyncSession, Actor]]:
+async def unit_of_work(
+    request: Request, *, form_csrf: str | None = None
+) -> AsyncIterator[tuple[AsyncSession, Actor]]:
+    async with unit_of_work_caller(request, form_csrf=form_csrf) as (session, caller):
+        yield session, caller.actor
+
+
+@asynccontextmanager
+async def unit_of_work_caller(
+    request: Request, *, form_csrf: str | None = None
+) -> AsyncIterator[tuple[AsyncSession, Caller]]:
     write = request.method not in SAFE_METHODS
     async with transaction(sessions_of(request), write=write) as session:
-        actor = await current_actor(request, session)
-        yield session, actor
+        caller = await identify(request, session)
+        check_csrf(request, caller, form_csrf)
+        yield session, caller
+    token_id = getattr(request.state, "touch_token_id", None)
+    if token_id is not None:
+        async with transaction(sessions_of(request)) as session:
+            await tokens.touch(session, token_id=token_id)

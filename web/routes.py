@@ -8,8 +8,18 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from services.importing import AssignmentSpec
-from services.views import AssignmentSummaryView, AssignmentView, CohortView
-from web.endpoints import api, health, pages
+from services.views import (
+    AssignmentSummaryView,
+    AssignmentView,
+    CohortView,
+    GroupRuleView,
+    JoinCodeView,
+    MemberView,
+    MeView,
+    TokenCreatedView,
+    TokenView,
+)
+from web.endpoints import api, auth, health, pages
 from web.openapi import Operation
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -65,17 +75,97 @@ def api_routes() -> list[ApiRoute]:
                  name="api:assignments:detail",
                  operation=Operation("An assignment with its questions, rubric and references",
                                      "assignments", {200: AssignmentView}, errors=(404,))),
+        ApiRoute("/me", api.me, methods=["GET"], name="api:me",
+                 operation=Operation(
+                     "The signed-in person, their cohorts and roles, and the CSRF token",
+                     "account", {200: MeView}, errors=(401,),
+                     description="`csrf_token` is set for browser sessions: send it as "
+                                 "X-CSRF-Token on unsafe requests. Anonymous: user is null.")),
+        ApiRoute("/tokens", api.list_tokens, methods=["GET"], name="api:tokens:list",
+                 operation=Operation("My personal access tokens (never the secret)", "account",
+                                     {200: list[TokenView]}, errors=(401,))),
+        ApiRoute("/tokens", api.create_token, methods=["POST"], name="api:tokens:create",
+                 operation=Operation(
+                     "Create a personal access token; the secret is shown only in this answer",
+                     "account", {201: TokenCreatedView},
+                     request_body={"application/json": api.TokenCreate},
+                     errors=(400, 401, 403, 415, 422),
+                     description="Use it as `Authorization: Bearer <token>`; no CSRF token is "
+                                 "needed with it.")),
+        ApiRoute("/tokens/{token:int}", api.revoke_token, methods=["DELETE"],
+                 name="api:tokens:revoke",
+                 operation=Operation("Revoke one of my tokens", "account", {204: None},
+                                     errors=(401, 403, 404))),
+        ApiRoute("/join", api.join, methods=["POST"], name="api:join",
+                 operation=Operation("Join a cohort with its join code (as a student)", "cohorts",
+                                     {200: CohortView},
+                                     request_body={"application/json": api.JoinRequest},
+                                     errors=(400, 401, 403, 415, 422))),
+        ApiRoute("/cohorts/{cohort}/members", api.list_members, methods=["GET"],
+                 name="api:members:list",
+                 operation=Operation("The cohort's members (moderators and instructors)",
+                                     "members", {200: list[MemberView]}, errors=(404,))),
+        ApiRoute("/cohorts/{cohort}/members/{user:int}", api.set_member_role, methods=["PUT"],
+                 name="api:members:role",
+                 operation=Operation("Change a member's role", "members", {200: MemberView},
+                                     request_body={"application/json": api.RoleChange},
+                                     errors=(400, 403, 404, 415, 422))),
+        ApiRoute("/cohorts/{cohort}/members/{user:int}", api.remove_member, methods=["DELETE"],
+                 name="api:members:remove",
+                 operation=Operation("Remove a member", "members", {204: None},
+                                     errors=(403, 404, 422))),
+        ApiRoute("/cohorts/{cohort}/join-code", api.join_code, methods=["GET"],
+                 name="api:join-code:get",
+                 operation=Operation("The cohort's join code", "members", {200: JoinCodeView},
+                                     errors=(404,))),
+        ApiRoute("/cohorts/{cohort}/join-code", api.rotate_join_code, methods=["POST"],
+                 name="api:join-code:rotate",
+                 operation=Operation("Issue a new join code, or turn joining by code off",
+                                     "members", {200: JoinCodeView},
+                                     request_body={"application/json": api.JoinCodeChange},
+                                     errors=(400, 403, 404, 415, 422))),
+        ApiRoute("/cohorts/{cohort}/group-rules", api.list_group_rules, methods=["GET"],
+                 name="api:group-rules:list",
+                 operation=Operation("Identity-provider group → cohort role rules", "members",
+                                     {200: list[GroupRuleView]}, errors=(404,))),
+        ApiRoute("/cohorts/{cohort}/group-rules", api.create_group_rule, methods=["POST"],
+                 name="api:group-rules:create",
+                 operation=Operation("Map an identity-provider group to a role", "members",
+                                     {201: GroupRuleView},
+                                     request_body={"application/json": api.GroupRuleCreate},
+                                     errors=(400, 403, 404, 409, 415, 422))),
+        ApiRoute("/cohorts/{cohort}/group-rules/{rule:int}", api.delete_group_rule,
+                 methods=["DELETE"], name="api:group-rules:delete",
+                 operation=Operation("Delete a group rule", "members", {204: None},
+                                     errors=(403, 404))),
     ]  # fmt: skip
 
 
 def build_routes() -> list[BaseRoute]:
     return [
         Route("/", pages.home, name="home"),
+        Route("/signin", auth.signin_page, name="auth:signin"),
+        Route("/auth/providers", auth.providers, name="auth:providers"),
+        Route("/auth/{provider}/login", auth.login, name="auth:login"),
+        Route("/auth/{provider}/callback", auth.callback, name="auth:callback"),
+        Route("/auth/logout", auth.logout, methods=["POST"], name="auth:logout"),
+        Route("/join", pages.join, methods=["POST"], name="join"),
         Route("/cohorts/{cohort}", pages.cohort_page, name="cohorts:detail"),
+        Route("/cohorts/{cohort}/members", pages.members_page, name="cohorts:members"),
+        Route("/cohorts/{cohort}/members/{user:int}/role", pages.member_role_form,
+              methods=["POST"], name="cohorts:members:role"),
+        Route("/cohorts/{cohort}/members/{user:int}/remove", pages.member_remove_form,
+              methods=["POST"], name="cohorts:members:remove"),
+        Route("/cohorts/{cohort}/join-code", pages.join_code_form, methods=["POST"],
+              name="cohorts:join-code"),
+        Route("/cohorts/{cohort}/group-rules", pages.group_rule_form, methods=["POST"],
+              name="cohorts:group-rules:add"),
+        Route("/cohorts/{cohort}/group-rules/{rule:int}/delete", pages.group_rule_delete_form,
+              methods=["POST"], name="cohorts:group-rules:delete"),
         Route("/assignments/{assignment:int}", pages.assignment_page, name="assignments:detail"),
         Route("/healthz", health.healthz, name="healthz"),
         Route("/readyz", health.readyz, name="readyz"),
         Route(f"{API}/openapi.json", api.openapi_document, name="api:openapi"),
         *api_routes(),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
-    ]
+    ]  # fmt: skip

@@ -6,13 +6,14 @@ Unsafe values are refused outside development-like environments rather than warn
 
 from __future__ import annotations
 
+import json
 import secrets
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
 from urllib.parse import urlsplit
 
-from pydantic import AliasChoices, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "dev"})
@@ -48,6 +49,48 @@ def normalize_database_url(url: str) -> str:
     raise ValueError(f"unsupported database {base!r}: Peerboard runs on SQLite or PostgreSQL")
 
 
+PROVIDER_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+
+
+def _is_local_host(host: str) -> bool:
+    return host in ("localhost", "127.0.0.1", "::1") or host.endswith(".localhost")
+
+
+class OIDCProviderSettings(BaseModel):
+    """One institution's OpenID provider, from PEERBOARD_OIDC_PROVIDERS (a JSON list)."""
+
+    name: str = Field(pattern=PROVIDER_NAME_PATTERN, description="used in /auth/{name}/...")
+    issuer: str = Field(min_length=8, max_length=255)
+    client_id: str = Field(min_length=1, max_length=255)
+    client_secret: SecretStr
+    scopes: str = "openid email profile"
+    groups_claim: str | None = None
+    label: str | None = None
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError("issuer must be an absolute https URL")
+        if parts.scheme == "http" and not _is_local_host(parts.hostname):
+            raise ValueError("issuer must use https (plain http only for localhost)")
+        if parts.query or parts.fragment:
+            raise ValueError("issuer must not have a query or fragment")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _scopes(cls, value: str) -> str:
+        if "openid" not in value.split():
+            raise ValueError("scopes must include openid")
+        return value
+
+    @property
+    def display_label(self) -> str:
+        return self.label or self.name.replace("-", " ").title()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_file=".env", env_file_encoding="utf-8", extra="ignore", populate_by_name=True
@@ -73,10 +116,25 @@ class Settings(BaseSettings):
         le=64 * 1024 * 1024,
         validation_alias=AliasChoices("PEERBOARD_MAX_BODY_BYTES"),
     )
-    # Until sign-in exists, a development-like server may show everything to a browser on
-    # loopback. Never honoured in production (see the validator).
-    open_local_access: bool = Field(
-        default=False, validation_alias=AliasChoices("PEERBOARD_OPEN_LOCAL_ACCESS")
+    oidc_providers: Annotated[list[OIDCProviderSettings], NoDecode] = Field(
+        default_factory=list, validation_alias=AliasChoices("PEERBOARD_OIDC_PROVIDERS")
+    )
+    session_idle_minutes: int = Field(
+        default=12 * 60,
+        ge=5,
+        le=30 * 24 * 60,
+        validation_alias=AliasChoices("PEERBOARD_SESSION_IDLE_MINUTES"),
+    )
+    session_max_hours: int = Field(
+        default=7 * 24,
+        ge=1,
+        le=90 * 24,
+        validation_alias=AliasChoices("PEERBOARD_SESSION_MAX_HOURS"),
+    )
+    # Set by `peerboard demo` for the local one-click identity provider it starts; refused
+    # outside demo and development (see the validator).
+    demo_identity_provider: str | None = Field(
+        default=None, validation_alias=AliasChoices("PEERBOARD_DEMO_IDENTITY_PROVIDER")
     )
 
     @field_validator("database_url")
@@ -103,6 +161,18 @@ class Settings(BaseSettings):
             raise ValueError("PEERBOARD_BASE_URL must not have a query or fragment")
         return value.strip().rstrip("/")
 
+    @field_validator("oidc_providers", mode="before")
+    @classmethod
+    def _providers_json(cls, value: object) -> object:
+        if isinstance(value, str):
+            if not value.strip():
+                return []
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"PEERBOARD_OIDC_PROVIDERS is not valid JSON: {exc}") from None
+        return value
+
     @field_validator("allowed_hosts", mode="before")
     @classmethod
     def _allowed_hosts(cls, value: object) -> object:
@@ -123,9 +193,27 @@ class Settings(BaseSettings):
                 "in production (for example: python -c 'import secrets; "
                 "print(secrets.token_urlsafe(48))')"
             )
-        if self.open_local_access:
-            raise ValueError("PEERBOARD_OPEN_LOCAL_ACCESS is for demo and development only")
+        if self.demo_identity_provider:
+            raise ValueError(
+                "the demo identity provider signs anyone in with one click: it is for demo and "
+                "development only (PEERBOARD_ENV=demo or development)"
+            )
         return self
+
+    @model_validator(mode="after")
+    def _unique_provider_names(self) -> Self:
+        names = [p.name for p in self.oidc_providers]
+        if len(names) != len(set(names)):
+            raise ValueError("PEERBOARD_OIDC_PROVIDERS: provider names must be unique")
+        if self.demo_identity_provider and self.demo_identity_provider not in names:
+            raise ValueError("the demo identity provider must be one of the configured providers")
+        return self
+
+    def provider(self, name: str) -> OIDCProviderSettings | None:
+        return next((p for p in self.oidc_providers if p.name == name), None)
+
+    def redirect_uri(self, provider: str) -> str:
+        return f"{self.base_url}/auth/{provider}/callback"
 
     @property
     def is_https(self) -> bool:

@@ -9,14 +9,13 @@ from importlib.resources import files
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from services import assignments, cohorts
+from services import assignments, cohorts, identity
 from services.importing import RubricComponentDraft, parse_assignment_text
-from services.models import Assignment, Cohort, Membership, Phase, Role, User
+from services.models import Assignment, Cohort, Phase, Role
 from services.policy import Actor
 
 DEMO_COHORT_SLUG = "demo"
 DEMO_COHORT_NAME = "PSY 612 · Attachment in Psychotherapy (demo)"
-DEMO_ISSUER = "urn:peerboard:demo"
 
 
 @dataclass(frozen=True)
@@ -27,13 +26,14 @@ class DemoPerson:
     role: Role
 
 
+# The subject doubles as the button label on the demo identity provider's page.
 DEMO_PEOPLE = (
-    DemoPerson("ivo", "Ivo Instructor", "ivo@demo.peerboard.test", Role.instructor),
-    DemoPerson("mona", "Mona Moderator", "mona@demo.peerboard.test", Role.moderator),
-    DemoPerson("ada", "Ada Student", "ada@demo.peerboard.test", Role.student),
-    DemoPerson("ben", "Ben Student", "ben@demo.peerboard.test", Role.student),
-    DemoPerson("chen", "Chen Student", "chen@demo.peerboard.test", Role.student),
-    DemoPerson("dara", "Dara Student", "dara@demo.peerboard.test", Role.student),
+    DemoPerson("ivo-instructor", "Ivo Ivanov", "ivo@demo.peerboard.test", Role.instructor),
+    DemoPerson("mona-moderator", "Mona Okafor", "mona@demo.peerboard.test", Role.moderator),
+    DemoPerson("ada-student", "Ada Lindqvist", "ada@demo.peerboard.test", Role.student),
+    DemoPerson("ben-student", "Ben Haddad", "ben@demo.peerboard.test", Role.student),
+    DemoPerson("chen-student", "Chen Wei", "chen@demo.peerboard.test", Role.student),
+    DemoPerson("dara-student", "Dara Müller", "dara@demo.peerboard.test", Role.student),
 )
 
 
@@ -50,31 +50,31 @@ def secure_base_rubric() -> tuple[str, tuple[RubricComponentDraft, ...]]:
     return data["source"], components
 
 
-async def seed_demo(session: AsyncSession) -> Assignment:
-    """Create the demo cohort, people and the Secure Base assignment, once."""
-    existing = await session.scalar(select(Cohort).where(Cohort.slug == DEMO_COHORT_SLUG))
-    if existing is not None:
-        found = await session.scalar(
-            select(Assignment).where(Assignment.cohort_id == existing.id).limit(1)
-        )
-        if found is not None:
-            return found
+async def seed_demo(session: AsyncSession, *, issuer: str) -> Assignment:
+    """Create the demo cohort and the Secure Base assignment once, and make sure the demo
+    people (identified at `issuer`, the demo identity provider) are members."""
     system = Actor.system()
-    cohort = existing or await cohorts.create_cohort(
-        session, actor=system, slug=DEMO_COHORT_SLUG, name=DEMO_COHORT_NAME
-    )
-    assert cohort.id is not None
-    for person in DEMO_PEOPLE:
-        user = User(
-            issuer=DEMO_ISSUER,
-            subject=person.subject,
-            display_name=person.display_name,
-            email=person.email,
+    cohort = await session.scalar(select(Cohort).where(Cohort.slug == DEMO_COHORT_SLUG))
+    if cohort is None:
+        cohort = await cohorts.create_cohort(
+            session, actor=system, slug=DEMO_COHORT_SLUG, name=DEMO_COHORT_NAME
         )
-        session.add(user)
-        await session.flush()
-        assert user.id is not None
-        session.add(Membership(cohort_id=cohort.id, user_id=user.id, role=person.role))
+    for person in DEMO_PEOPLE:
+        user = await identity.grant(
+            session,
+            actor=system,
+            issuer=issuer,
+            subject=person.subject,
+            role=person.role,
+            cohort_slug=DEMO_COHORT_SLUG,
+        )
+        if user.display_name == person.subject:
+            user.display_name, user.email = person.display_name, person.email
+    found = await session.scalar(
+        select(Assignment).where(Assignment.cohort_id == cohort.id).limit(1)
+    )
+    if found is not None:
+        return found
     source, rubric = secure_base_rubric()
     draft = replace(parse_assignment_text(fixture_text()), stance_source=source, rubric=rubric)
     assignment = await assignments.import_assignment(

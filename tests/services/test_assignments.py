@@ -9,7 +9,7 @@ from services import assignments, cohorts, policy
 from services.demo import secure_base_rubric, seed_demo
 from services.errors import Invalid, NotFound
 from services.importing import AssignmentDraft, QuestionDraft, parse_assignment_text
-from services.models import Assignment, Cohort, Phase, Question, Role
+from services.models import Assignment, Cohort, Membership, Phase, Question, Role
 from services.policy import Actor
 
 ADMIN = Actor.system()
@@ -162,8 +162,12 @@ async def test_students_cannot_move_phases(session: AsyncSession, fixture_text: 
 
 
 async def test_demo_seed_is_idempotent(session: AsyncSession) -> None:
-    first = await seed_demo(session)
-    second = await seed_demo(session)
+    first = await seed_demo(session, issuer="http://127.0.0.1:9400")
+    second = await seed_demo(session, issuer="http://127.0.0.1:9400")
     assert first.id == second.id
     assert first.phase is Phase.open
     assert await session.scalar(select(func.count()).select_from(Assignment)) == 1
+    roles = (await session.execute(select(Membership.role))).scalars().all()
+    assert sorted(r.value for r in roles) == [
+        "instructor", "moderator", "student", "student", "student", "student"
+    ]  # fmt: skip

@@ -4,7 +4,7 @@ from sqlmodel import select
 
 from services import cohorts, policy
 from services.errors import AlreadyExists, Invalid, NotFound
-from services.models import Cohort, Role
+from services.models import Cohort, Membership, Role, User
 from services.policy import Actor
 
 ADMIN = Actor.system()
@@ -19,12 +19,33 @@ async def test_administrator_creates_a_cohort(session: AsyncSession) -> None:
     assert [c.slug for c in await cohorts.list_cohorts(session, actor=ADMIN)] == ["psy-612"]
 
 
-async def test_only_administrators_create_cohorts(session: AsyncSession) -> None:
-    instructor = Actor(user_id=1, roles={1: Role.instructor})
+@pytest.mark.parametrize("role", [Role.student, Role.moderator, None])
+async def test_students_moderators_and_strangers_do_not_create_cohorts(
+    session: AsyncSession, role: Role | None
+) -> None:
+    first = await cohorts.create_cohort(session, actor=ADMIN, slug="first", name="First")
+    assert first.id is not None
+    actor = Actor(user_id=1, roles={first.id: role} if role else {})
     with pytest.raises(NotFound):
-        await cohorts.create_cohort(session, actor=instructor, slug="x", name="X")
+        await cohorts.create_cohort(session, actor=actor, slug="x", name="X")
     with pytest.raises(NotFound):
         await cohorts.create_cohort(session, actor=Actor.anonymous(), slug="x", name="X")
+
+
+async def test_an_instructor_creates_a_cohort_and_teaches_it(session: AsyncSession) -> None:
+    first = await cohorts.create_cohort(session, actor=ADMIN, slug="first", name="First")
+    ivo = User(issuer="https://idp.test", subject="ivo", display_name="Ivo")
+    session.add(ivo)
+    await session.flush()
+    assert first.id is not None and ivo.id is not None
+    actor = Actor(user_id=ivo.id, roles={first.id: Role.instructor})
+    second = await cohorts.create_cohort(session, actor=actor, slug="second", name="Second")
+    role = await session.scalar(
+        select(Membership.role).where(
+            Membership.cohort_id == second.id, Membership.user_id == ivo.id
+        )
+    )
+    assert role is Role.instructor
 
 
 @pytest.mark.parametrize(

@@ -193,7 +193,8 @@ async def test_someone_not_signed_in_from_elsewhere_sees_nothing(
         await stranger.post("/api/v1/cohorts", json={"slug": "x", "name": "X"})
     ).status_code == 404
     page = await stranger.get(f"/assignments/{assignment_id}")
-    assert page.status_code == 404
+    assert page.status_code == 303  # pages send visitors to sign in first
+    assert page.headers["location"] == f"/signin?next=/assignments/{assignment_id}"
     assert "Secure Base" not in page.text
     assert await assignment_count(client) == 1
 

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from pydantic import ValidationError
 
@@ -34,15 +36,59 @@ def test_production_refuses_placeholder_or_short_secret(secret: str) -> None:
         settings(PEERBOARD_ENV="production", PEERBOARD_SECRET_KEY=secret)
 
 
-def test_production_accepts_a_real_secret_and_never_opens_local_access() -> None:
+PROVIDER = {
+    "name": "uni",
+    "issuer": "https://login.uni.example",
+    "client_id": "peerboard",
+    "client_secret": "s3cret",
+}
+
+
+def test_production_accepts_a_real_secret_and_never_the_demo_identity_provider() -> None:
     good = settings(PEERBOARD_ENV="production", PEERBOARD_SECRET_KEY="k" * 40)
     assert good.secret_key == "k" * 40
-    with pytest.raises(ValidationError, match="OPEN_LOCAL_ACCESS"):
+    with pytest.raises(ValidationError, match="demo identity provider"):
         settings(
             PEERBOARD_ENV="production",
             PEERBOARD_SECRET_KEY="k" * 40,
-            PEERBOARD_OPEN_LOCAL_ACCESS=True,
+            PEERBOARD_OIDC_PROVIDERS=json.dumps([PROVIDER]),
+            PEERBOARD_DEMO_IDENTITY_PROVIDER="uni",
         )
+    demo = settings(
+        PEERBOARD_ENV="demo",
+        PEERBOARD_OIDC_PROVIDERS=json.dumps([PROVIDER]),
+        PEERBOARD_DEMO_IDENTITY_PROVIDER="uni",
+    )
+    assert demo.demo_identity_provider == "uni"
+
+
+def test_providers_come_from_a_json_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(
+        "PEERBOARD_OIDC_PROVIDERS",
+        json.dumps([PROVIDER | {"groups_claim": "groups", "label": "University login"}]),
+    )
+    s = settings(PEERBOARD_ENV="development")
+    (provider,) = s.oidc_providers
+    assert provider.display_label == "University login"
+    assert provider.client_secret.get_secret_value() == "s3cret"
+    assert "s3cret" not in repr(s)
+    assert s.redirect_uri("uni") == "http://127.0.0.1:8000/auth/uni/callback"
+
+
+@pytest.mark.parametrize(
+    "providers",
+    [
+        "not json",
+        json.dumps([PROVIDER | {"issuer": "http://login.uni.example"}]),  # http off loopback
+        json.dumps([PROVIDER | {"name": "Bad Name"}]),
+        json.dumps([PROVIDER | {"scopes": "email profile"}]),  # no openid
+        json.dumps([PROVIDER, PROVIDER]),  # duplicate names
+        json.dumps([{"name": "uni"}]),  # missing fields
+    ],
+)
+def test_malformed_providers_are_refused(providers: str) -> None:
+    with pytest.raises(ValidationError):
+        settings(PEERBOARD_ENV="development", PEERBOARD_OIDC_PROVIDERS=providers)
 
 
 def test_development_replaces_a_placeholder_secret_with_a_random_one() -> None:

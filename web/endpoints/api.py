@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services import assignments, cohorts, importing
-from web.context import unit_of_work
+from services import accounts, assignments, cohorts, importing, memberships, policy, tokens
+from services.models import Role
+from services.policy import Actor
+from services.views import TokenCreatedView
+from web.context import session_state, unit_of_work, unit_of_work_caller
 from web.endpoints.parsing import media_type, read_model
 from web.errors import ApiError
 from web.responses import json_response
@@ -82,3 +88,175 @@ async def assignment_detail(request: Request) -> Response:
 
 async def openapi_document(request: Request) -> Response:
     return json_response(request.app.state.openapi)
+
+
+# --- me, tokens ---------------------------------------------------------------------------
+
+
+class TokenCreate(BaseModel):
+    name: str = Field(max_length=200, description="What the token is for")
+    expires_in_days: int | None = Field(default=None, description="1-366; omit for no expiry")
+
+
+async def me(request: Request) -> Response:
+    async with unit_of_work_caller(request) as (session, caller):
+        view = await accounts.me(session, actor=caller.actor, user=caller.user)
+    state = session_state(request)
+    csrf = state.csrf_token if state is not None and caller.via == "session" else None
+    return json_response(view.model_copy(update={"csrf_token": csrf}))
+
+
+async def list_tokens(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        _signed_in(actor)
+        rows = await tokens.list_tokens(session, actor=actor)
+        return json_response([tokens.present_token(t) for t in rows])
+
+
+async def create_token(request: Request) -> Response:
+    data = await read_model(request, TokenCreate)
+    async with unit_of_work(request) as (session, actor):
+        _signed_in(actor)
+        raw, token = await tokens.create_token(
+            session, actor=actor, name=data.name, expires_in_days=data.expires_in_days
+        )
+        view = TokenCreatedView(**tokens.present_token(token).model_dump(), token=raw)
+    return json_response(view, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+async def revoke_token(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        _signed_in(actor)
+        await tokens.revoke_token(session, actor=actor, token_id=request.path_params["token"])
+    return Response(status_code=204)
+
+
+def _signed_in(actor: Actor) -> None:
+    if actor.user_id is None:
+        raise ApiError(
+            401, "Sign in first.", code="unauthenticated", headers={"WWW-Authenticate": "Bearer"}
+        )
+
+
+# --- joining and members ------------------------------------------------------------------
+
+
+class JoinRequest(BaseModel):
+    code: str = Field(max_length=64)
+
+
+class RoleChange(BaseModel):
+    role: Role
+
+
+class JoinCodeChange(BaseModel):
+    expires_at: datetime | None = Field(default=None, description="When the new code stops working")
+    disable: bool = Field(default=False, description="Turn joining by code off instead")
+
+
+class GroupRuleCreate(BaseModel):
+    issuer: str = Field(max_length=255, description="The identity provider's issuer URL")
+    group: str = Field(max_length=255, description="A value of the provider's groups claim")
+    role: Role
+
+
+async def join(request: Request) -> Response:
+    data = await read_model(request, JoinRequest)
+    async with unit_of_work(request) as (session, actor):
+        _signed_in(actor)
+        cohort = await memberships.join_with_code(session, actor=actor, code=data.code)
+        view = cohorts.present_cohort(cohort, actor=await _refreshed(session, actor))
+    return json_response(view)
+
+
+async def _refreshed(session: AsyncSession, actor: Actor) -> Actor:
+    assert actor.user_id is not None
+    return await policy.load_actor(
+        session, user_id=actor.user_id, is_administrator=actor.is_administrator
+    )
+
+
+async def list_members(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        rows = await memberships.list_members(
+            session, actor=actor, slug=request.path_params["cohort"]
+        )
+        return json_response(rows)
+
+
+async def set_member_role(request: Request) -> Response:
+    data = await read_model(request, RoleChange)
+    async with unit_of_work(request) as (session, actor):
+        view = await memberships.set_member_role(
+            session,
+            actor=actor,
+            slug=request.path_params["cohort"],
+            user_id=request.path_params["user"],
+            role=data.role,
+        )
+    return json_response(view)
+
+
+async def remove_member(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        await memberships.remove_member(
+            session,
+            actor=actor,
+            slug=request.path_params["cohort"],
+            user_id=request.path_params["user"],
+        )
+    return Response(status_code=204)
+
+
+async def join_code(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        view = await memberships.get_join_code(
+            session, actor=actor, slug=request.path_params["cohort"]
+        )
+        return json_response(view)
+
+
+async def rotate_join_code(request: Request) -> Response:
+    data = await read_model(request, JoinCodeChange)
+    async with unit_of_work(request) as (session, actor):
+        view = await memberships.rotate_join_code(
+            session,
+            actor=actor,
+            slug=request.path_params["cohort"],
+            expires_at=data.expires_at,
+            disable=data.disable,
+        )
+    return json_response(view)
+
+
+async def list_group_rules(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        rows = await memberships.list_group_rules(
+            session, actor=actor, slug=request.path_params["cohort"]
+        )
+        return json_response(rows)
+
+
+async def create_group_rule(request: Request) -> Response:
+    data = await read_model(request, GroupRuleCreate)
+    async with unit_of_work(request) as (session, actor):
+        view = await memberships.add_group_rule(
+            session,
+            actor=actor,
+            slug=request.path_params["cohort"],
+            issuer=data.issuer,
+            group=data.group,
+            role=data.role,
+        )
+    return json_response(view, status_code=201)
+
+
+async def delete_group_rule(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        await memberships.delete_group_rule(
+            session,
+            actor=actor,
+            slug=request.path_params["cohort"],
+            rule_id=request.path_params["rule"],
+        )
+    return Response(status_code=204)
