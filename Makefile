@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test check lint types bench browser-deps clean help
+.PHONY: demo test check lint types bench test-deps clean help
 
 help:
 	@echo "make demo   - set up and serve the demo at http://127.0.0.1:8000"
@@ -28,10 +28,14 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/peerboard demo
 
-browser-deps:
+# Test-only tools outside Python: Debian's chromium (browser tests) and panva's oidc-provider
+# under Node (sign-in tests). Installed when possible; otherwise those tests skip and say why
+# (.ci/run makes them mandatory).
+test-deps:
 	@bash scripts/ensure-chromium || true
+	@bash scripts/ensure-oidc-provider || true
 
-test: $(STAMP) browser-deps
+test: $(STAMP) test-deps
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)

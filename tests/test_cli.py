@@ -138,3 +138,31 @@ def test_db_downgrade_and_upgrade(db: Path) -> None:
     assert "base" in peerboard("db", "downgrade", "base", db=db).stdout
     peerboard("db", "upgrade", db=db)
     peerboard("cohorts", "create", "after", "--name", "After", db=db)
+
+
+def test_admin_grant_before_first_sign_in(db: Path) -> None:
+    peerboard("cohorts", "create", "psy", "--name", "PSY", db=db)
+    out = peerboard(
+        "admin", "grant", "--issuer", "https://login.uni.example", "--subject", "ivo-123",
+        "--cohort", "psy", "--role", "instructor", db=db,
+    ).stdout  # fmt: skip
+    assert "granted instructor in cohort psy to ivo-123" in out
+    first = peerboard(
+        "admin", "grant", "--issuer", "https://login.uni.example", "--subject", "root-1",
+        "--role", "administrator", db=db,
+    ).stdout  # fmt: skip
+    assert "service-wide" in first
+    wrong = peerboard(
+        "admin", "grant", "--issuer", "https://x", "--subject", "s", "--role", "student",
+        db=db, check=False,
+    )  # fmt: skip
+    assert wrong.returncode != 0 and "needs --cohort" in wrong.stderr
+
+    import sqlite3
+
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute(
+            "SELECT u.subject, u.is_administrator, m.role FROM users u "
+            "LEFT JOIN memberships m ON m.user_id = u.id ORDER BY u.id"
+        ).fetchall()
+    assert rows == [("ivo-123", 0, "instructor"), ("root-1", 1, None)]

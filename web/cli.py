@@ -14,10 +14,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import migrations
-from services import assignments, cohorts, importing
+from services import assignments, cohorts, identity, importing
 from services.db import make_engine, make_sessionmaker, transaction
 from services.demo import seed_demo
 from services.errors import DomainError, Invalid
+from services.models import Role
 from services.policy import Actor
 from web.demo import DEFAULT_IDP_PORT, demo_settings, run_demo_identity_provider
 from web.settings import Settings, load_settings
@@ -225,6 +226,47 @@ def assignments_import(file: Path, cohort_slug: str, as_json: bool) -> None:
             f"imported assignment {view['id']} {view['title']!r} "
             f"with {len(view['questions'])} questions into cohort {cohort_slug}"
         )
+
+
+@main.group("admin")
+def admin_group() -> None:
+    """Administration from the server's shell (no sign-in needed)."""
+
+
+@admin_group.command("grant")
+@click.option("--issuer", required=True, help="The identity provider's issuer URL.")
+@click.option("--subject", required=True, help="The person's subject (sub) at that provider.")
+@click.option("--cohort", "cohort_slug", help="Slug of the cohort (for a cohort role).")
+@click.option(
+    "--role",
+    required=True,
+    type=click.Choice([*(r.value for r in Role), "administrator"]),
+    help="A cohort role, or administrator (service-wide, without --cohort).",
+)
+def admin_grant(issuer: str, subject: str, cohort_slug: str | None, role: str) -> None:
+    """Give a person a role, even before they have ever signed in."""
+    administrator = role == "administrator"
+    if administrator and cohort_slug:
+        raise click.UsageError("--role administrator is service-wide: leave out --cohort")
+    if not administrator and not cohort_slug:
+        raise click.UsageError(f"--role {role} needs --cohort")
+
+    async def work(session: AsyncSession) -> int:
+        user = await identity.grant(
+            session,
+            actor=Actor.system(),
+            issuer=issuer,
+            subject=subject,
+            role=None if administrator else Role(role),
+            cohort_slug=cohort_slug,
+            administrator=administrator,
+        )
+        assert user.id is not None
+        return user.id
+
+    user_id = _run_in_transaction(_settings(), work)
+    where = "service-wide" if administrator else f"in cohort {cohort_slug}"
+    click.echo(f"granted {role} {where} to {subject} at {issuer} (user {user_id})")
 
 
 if __name__ == "__main__":  # pragma: no cover

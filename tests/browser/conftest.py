@@ -19,8 +19,9 @@ import uvicorn
 
 from services.db import make_engine, make_sessionmaker, transaction
 from services.demo import seed_demo
-from tests.conftest import make_settings, migrated, run_async
+from tests.conftest import migrated, run_async
 from web.app import create_app
+from web.demo import demo_settings, run_demo_identity_provider
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -56,12 +57,12 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _seed(url: str) -> int:
+async def _seed(url: str, issuer: str) -> int:
     await migrated(url)
     engine = make_engine(url)
     try:
         async with transaction(make_sessionmaker(engine)) as session:
-            assignment = await seed_demo(session)
+            assignment = await seed_demo(session, issuer=issuer)
             assert assignment.id is not None
             return assignment.id
     finally:
@@ -76,25 +77,27 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """The demo, seeded and served by uvicorn on a free loopback port."""
+    """What `make demo` runs: the seeded demo behind the demo identity provider, served by
+    uvicorn on free loopback ports."""
     _require_browser()
     url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('live') / 'demo.db'}"
-    assignment_id = run_async(_seed(url))
     port = _free_port()
-    settings = make_settings(url, PEERBOARD_BASE_URL=f"http://127.0.0.1:{port}")
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
-    )
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 15
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("the live server did not start")
-        time.sleep(0.05)
-    yield LiveServer(f"http://127.0.0.1:{port}", assignment_id)
-    server.should_exit = True
-    thread.join(timeout=10)
+    with run_demo_identity_provider(_free_port()) as issuer:
+        assignment_id = run_async(_seed(url, issuer))
+        settings = demo_settings(host="127.0.0.1", port=port, database_url=url, issuer=issuer)
+        server = uvicorn.Server(
+            uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+        )
+        thread = threading.Thread(target=server.run, daemon=True)
+        thread.start()
+        deadline = time.monotonic() + 15
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("the live server did not start")
+            time.sleep(0.05)
+        yield LiveServer(f"http://127.0.0.1:{port}", assignment_id)
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 @pytest.fixture(scope="session")
@@ -108,16 +111,37 @@ async def browser() -> AsyncIterator[Any]:
         await browser.close()
 
 
-@pytest.fixture
-async def page(browser: Any) -> AsyncIterator[Any]:
-    context = await browser.new_context()
+async def new_page(
+    browser: Any, live_server: LiveServer, **options: Any
+) -> tuple[Any, Any, list[str]]:
+    """A fresh browser context; errors on Peerboard's own pages are collected."""
+    context = await browser.new_context(**options)
+    # The demo identity provider's page links a stylesheet on a CDN; there is no network here.
+    await context.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
     page = await context.new_page()
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on(
-        "console",
-        lambda msg: errors.append(msg.text) if msg.type == "error" else None,
-    )
+
+    def on_console(msg: Any) -> None:
+        if msg.type == "error" and page.url.startswith(live_server.base_url):
+            errors.append(f"{page.url}: {msg.text}")
+
+    page.on("console", on_console)
+    return context, page, errors
+
+
+@pytest.fixture
+async def page(browser: Any, live_server: LiveServer) -> AsyncIterator[Any]:
+    context, page, errors = await new_page(browser, live_server)
     yield page
     await context.close()
     assert errors == [], f"the page reported errors: {errors}"
+
+
+async def sign_in_as(page: Any, live_server: LiveServer, subject: str) -> None:
+    """Sign in through the demo identity provider, as a person would."""
+    await page.goto(live_server.base_url + "/")
+    await page.get_by_role("link", name="Sign in with your institution").click()
+    await page.get_by_role("link", name="Demo sign-in: choose one of the demo people").click()
+    await page.get_by_role("button", name=subject, exact=True).click()
+    await page.wait_for_url(live_server.base_url + "/**")
