@@ -25,6 +25,14 @@ def _render_item(type_: str, obj: Any, autogen_context: Any) -> str | bool:
     return False
 
 
+def _include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    # Full-text search objects are dialect-specific and made by hand in migrations
+    # (SQLite FTS5 tables and their shadow tables, PostgreSQL expression indexes).
+    return not (name or "").startswith(("posts_fts", "threads_fts", "search_"))
+
+
 def _configure(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -32,6 +40,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=True,  # SQLite alters tables by copying them
         compare_type=True,
         render_item=_render_item,
+        include_object=_include_object,
     )
 
 

@@ -46,7 +46,7 @@ def _enum(enum_cls: type[StrEnum]) -> sa.Enum:
         enum_cls,
         native_enum=False,
         create_constraint=False,
-        length=16,
+        length=max(16, *(len(m.value) for m in enum_cls)),
         values_callable=lambda cls: [member.value for member in cls],
         validate_strings=True,
     )
@@ -81,6 +81,60 @@ class Phase(StrEnum):
     review = "review"
     feedback = "feedback"
     closed = "closed"
+
+
+class LatePolicy(StrEnum):
+    """What happens to a paper submitted after the deadline."""
+
+    accept = "accept"  # accepted silently
+    mark = "mark"  # accepted, marked late for the instructor
+    refuse = "refuse"  # refused once the deadline has passed
+
+
+class FlagReason(StrEnum):
+    spam = "spam"
+    offensive = "offensive"
+    off_topic = "off_topic"
+    reveals_identity = "reveals_identity"
+    other = "other"
+
+
+class TaskStatus(StrEnum):
+    assigned = "assigned"  # allocated, not opened yet (may still be moved)
+    started = "started"  # the reviewer saved a draft
+    submitted = "submitted"  # locked until a moderator reopens it
+    withdrawn = "withdrawn"  # moved to someone else, or the reviewer left
+
+
+class Stance(StrEnum):
+    """Overall stance of a paper toward the rubric's source, on an ordinal scale."""
+
+    strongly_disagrees = "strongly_disagrees"
+    mostly_disagrees = "mostly_disagrees"
+    mixed = "mixed"
+    mostly_agrees = "mostly_agrees"
+    strongly_agrees = "strongly_agrees"
+    does_not_engage = "does_not_engage"  # outside the scale
+
+    @property
+    def rank(self) -> int | None:
+        return _STANCE_RANK.get(self)
+
+
+_STANCE_RANK = {
+    Stance.strongly_disagrees: 1,
+    Stance.mostly_disagrees: 2,
+    Stance.mixed: 3,
+    Stance.mostly_agrees: 4,
+    Stance.strongly_agrees: 5,
+}
+
+
+class ComponentStance(StrEnum):
+    agrees = "agrees"
+    disagrees = "disagrees"
+    mixed = "mixed"
+    not_addressed = "not_addressed"
 
 
 class User(SQLModel, table=True):
@@ -205,6 +259,12 @@ class Assignment(SQLModel, table=True):
     review_due_at: datetime | None = _when(default=None, nullable=True)
     reviews_per_paper: int = Field(default=3)
     allow_anonymous_posts: bool = Field(default=True)
+    late_policy: LatePolicy = Field(default=LatePolicy.mark, sa_type=_enum(LatePolicy))
+    # Phases move on these deadlines when set (open → review at paper_due_at, review →
+    # feedback at review_due_at); instructors can always move them by hand.
+    auto_advance: bool = Field(default=False)
+    # Allocation is reproducible: the same seed and the same papers give the same tasks.
+    allocation_seed: str | None = Field(default=None, max_length=64)
     # The stance rubric's source ("Mikulincer & Shaver (2019)"); components are rows below.
     stance_source: str | None = Field(default=None, max_length=300)
     sample_paper: str | None = Field(default=None, sa_type=sa.Text)
@@ -223,6 +283,8 @@ class Question(SQLModel, table=True):
     position: int
     prompt: str = Field(sa_type=sa.Text)
     prompt_html: str = Field(sa_type=sa.Text)
+    # A student sees classmates' threads only after posting their own (staff are exempt).
+    post_first: bool = Field(default=False)
 
 
 class RubricComponent(SQLModel, table=True):
@@ -248,3 +310,302 @@ class AssignmentReference(SQLModel, table=True):
     assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", index=True)
     position: int
     citation: str = Field(sa_type=sa.Text)
+
+
+# --- discussions ---------------------------------------------------------------------------
+# Public ids (random, opaque) appear in URLs and JSON; integer ids stay inside, so neither
+# creation order nor volume can be read off an address.
+
+
+class Alias(SQLModel, table=True):
+    """A person's pseudonym within one assignment ("Anonymous Heron"): stable there,
+    unlinkable to their pseudonym in any other assignment."""
+
+    __tablename__ = "aliases"
+    __table_args__ = (
+        sa.UniqueConstraint("assignment_id", "user_id"),
+        sa.UniqueConstraint("assignment_id", "name"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", index=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    name: str = Field(max_length=64)
+
+
+class Thread(SQLModel, table=True):
+    __tablename__ = "threads"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=24, unique=True)
+    question_id: int = Field(foreign_key="questions.id", ondelete="CASCADE", index=True)
+    author_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    anonymous: bool = Field(default=False)
+    title: str = Field(max_length=200)
+    pinned: bool = Field(default=False)
+    locked: bool = Field(default=False)
+    post_count: int = Field(default=1)
+    created_at: datetime = _when(default_factory=utcnow)
+    last_activity_at: datetime = _when(default_factory=utcnow, index=True)
+
+
+class Post(SQLModel, table=True):
+    """A thread's opening post (parent_id null) or a reply. `path` orders the tree: each
+    level appends the post's zero-padded id, so one ORDER BY reads any thread in tree order."""
+
+    __tablename__ = "posts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=24, unique=True)
+    thread_id: int = Field(foreign_key="threads.id", ondelete="CASCADE", index=True)
+    parent_id: int | None = Field(
+        default=None, foreign_key="posts.id", ondelete="CASCADE", nullable=True, index=True
+    )
+    author_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    anonymous: bool = Field(default=False)
+    depth: int = Field(default=0)
+    path: str = Field(max_length=1024, index=True)
+    body: str = Field(sa_type=sa.Text)
+    body_html: str = Field(sa_type=sa.Text)
+    version: int = Field(default=1)
+    score: int = Field(default=0)
+    flag_count: int = Field(default=0)
+    created_at: datetime = _when(default_factory=utcnow)
+    edited_at: datetime | None = _when(default=None, nullable=True)
+    deleted_at: datetime | None = _when(default=None, nullable=True)
+    hidden_at: datetime | None = _when(default=None, nullable=True)
+    hidden_reason: str | None = Field(default=None, sa_type=sa.Text, nullable=True)
+
+
+class PostRevision(SQLModel, table=True):
+    """Each earlier version of an edited post (moderators read the history)."""
+
+    __tablename__ = "post_revisions"
+    __table_args__ = (sa.UniqueConstraint("post_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="posts.id", ondelete="CASCADE", index=True)
+    version: int
+    body: str = Field(sa_type=sa.Text)
+    body_html: str = Field(sa_type=sa.Text)
+    edited_by_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class PostVote(SQLModel, table=True):
+    __tablename__ = "post_votes"
+    __table_args__ = (sa.UniqueConstraint("post_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="posts.id", ondelete="CASCADE", index=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class Flag(SQLModel, table=True):
+    __tablename__ = "flags"
+    __table_args__ = (sa.UniqueConstraint("post_id", "reporter_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="posts.id", ondelete="CASCADE", index=True)
+    reporter_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    reason: FlagReason = Field(sa_type=_enum(FlagReason))
+    note: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+    resolved_at: datetime | None = _when(default=None, nullable=True)
+    resolved_by_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL", nullable=True
+    )
+    resolution: str | None = Field(default=None, max_length=32, nullable=True)
+
+
+class ThreadFollow(SQLModel, table=True):
+    __tablename__ = "thread_follows"
+    __table_args__ = (sa.UniqueConstraint("thread_id", "user_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    thread_id: int = Field(foreign_key="threads.id", ondelete="CASCADE", index=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class Notification(SQLModel, table=True):
+    """In-app notices. They point at things; what the reader sees is rendered per viewer at
+    read time, so a notice never stores a name it may not show."""
+
+    __tablename__ = "notifications"
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=32)
+    thread_id: int | None = Field(
+        default=None, foreign_key="threads.id", ondelete="CASCADE", nullable=True
+    )
+    post_id: int | None = Field(
+        default=None, foreign_key="posts.id", ondelete="CASCADE", nullable=True
+    )
+    assignment_id: int | None = Field(
+        default=None, foreign_key="assignments.id", ondelete="CASCADE", nullable=True
+    )
+    message: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+    read_at: datetime | None = _when(default=None, nullable=True, index=True)
+
+
+class Event(SQLModel, table=True):
+    """The live-update log: every change a subscriber may need, with a database id that
+    clients resume from (Last-Event-ID). The broker only wakes subscribers up; the rows are
+    the truth, and each subscriber renders them through its own presenter."""
+
+    __tablename__ = "events"
+    __table_args__ = (sa.Index("ix_events_channel_id", "channel", "id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    channel: str = Field(max_length=64)  # e.g. "thread:12", "assignment:3"
+    kind: str = Field(max_length=32)
+    post_id: int | None = Field(default=None, nullable=True)
+    thread_id: int | None = Field(default=None, nullable=True)
+    task_id: int | None = Field(default=None, nullable=True)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class IdempotencyRecord(SQLModel, table=True):
+    """The first answer to a creating POST sent with an Idempotency-Key, replayed on retry."""
+
+    __tablename__ = "idempotency_records"
+    __table_args__ = (sa.UniqueConstraint("user_id", "key"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    key: str = Field(max_length=255)
+    fingerprint: str = Field(max_length=64)  # method, path and body hash
+    status_code: int
+    body: str = Field(sa_type=sa.Text)
+    location: str | None = Field(default=None, max_length=512, nullable=True)
+    created_at: datetime = _when(default_factory=utcnow, index=True)
+
+
+# --- peer review ---------------------------------------------------------------------------
+
+
+class Paper(SQLModel, table=True):
+    """A student's paper for an assignment. `code` is what reviewers see ("Paper K7Q2")."""
+
+    __tablename__ = "papers"
+    __table_args__ = (
+        sa.UniqueConstraint("assignment_id", "author_id"),
+        sa.UniqueConstraint("assignment_id", "code"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=24, unique=True)
+    assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", index=True)
+    author_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    code: str = Field(max_length=8)
+    current_version: int = Field(default=1)
+    submitted_at: datetime | None = _when(default=None, nullable=True)
+    late: bool = Field(default=False)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class PaperVersion(SQLModel, table=True):
+    __tablename__ = "paper_versions"
+    __table_args__ = (sa.UniqueConstraint("paper_id", "version"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    paper_id: int = Field(foreign_key="papers.id", ondelete="CASCADE", index=True)
+    version: int
+    body: str = Field(sa_type=sa.Text)
+    body_html: str = Field(sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class ReviewExclusion(SQLModel, table=True):
+    """A conflict of interest set by a moderator: this reviewer never gets this author."""
+
+    __tablename__ = "review_exclusions"
+    __table_args__ = (sa.UniqueConstraint("assignment_id", "reviewer_id", "author_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", index=True)
+    reviewer_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    author_id: int = Field(foreign_key="users.id", ondelete="CASCADE")
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class ReviewTask(SQLModel, table=True):
+    """One reviewer for one paper. `public_id` is opaque; `reviewer_number` is the author's
+    "Reviewer 1/2/3", drawn at random per paper."""
+
+    __tablename__ = "review_tasks"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=24, unique=True)
+    assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", index=True)
+    paper_id: int = Field(foreign_key="papers.id", ondelete="CASCADE", index=True)
+    reviewer_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    reviewer_number: int
+    status: TaskStatus = Field(default=TaskStatus.assigned, sa_type=_enum(TaskStatus))
+    assigned_by_hand: bool = Field(default=False)
+    created_at: datetime = _when(default_factory=utcnow)
+    started_at: datetime | None = _when(default=None, nullable=True)
+    submitted_at: datetime | None = _when(default=None, nullable=True)
+
+
+class Review(SQLModel, table=True):
+    """The stance judgment of one task: overall stance, rationale, suggestion."""
+
+    __tablename__ = "reviews"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=24, unique=True)
+    task_id: int = Field(foreign_key="review_tasks.id", ondelete="CASCADE", unique=True)
+    overall_stance: Stance | None = Field(default=None, sa_type=_enum(Stance), nullable=True)
+    rationale: str = Field(default="", sa_type=sa.Text)
+    suggestion: str = Field(default="", sa_type=sa.Text)
+    paper_version: int = Field(default=1)
+    version: int = Field(default=1)
+    updated_at: datetime = _when(default_factory=utcnow)
+    submitted_at: datetime | None = _when(default=None, nullable=True)
+
+
+class ReviewComponent(SQLModel, table=True):
+    """The stance a review takes on one rubric component."""
+
+    __tablename__ = "review_components"
+    __table_args__ = (sa.UniqueConstraint("review_id", "component_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(foreign_key="reviews.id", ondelete="CASCADE", index=True)
+    component_id: int = Field(foreign_key="rubric_components.id", ondelete="CASCADE")
+    stance: ComponentStance = Field(sa_type=_enum(ComponentStance))
+
+
+class EvidenceQuote(SQLModel, table=True):
+    """An exact passage of the paper that supports a stance (component null: the overall
+    stance). Offsets point into the reviewed paper version's text."""
+
+    __tablename__ = "evidence_quotes"
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(foreign_key="reviews.id", ondelete="CASCADE", index=True)
+    component_id: int | None = Field(
+        default=None, foreign_key="rubric_components.id", ondelete="CASCADE", nullable=True
+    )
+    text: str = Field(sa_type=sa.Text)
+    start: int
+    end: int
+
+
+class ReviewRating(SQLModel, table=True):
+    """The author's helpfulness rating of one review (feedback on feedback)."""
+
+    __tablename__ = "review_ratings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    review_id: int = Field(foreign_key="reviews.id", ondelete="CASCADE", unique=True)
+    rating: int
+    comment: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)

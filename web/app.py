@@ -15,6 +15,7 @@ from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
 from services.db import make_engine, make_sessionmaker
+from web.broker import make_broker, running
 from web.context import AppState
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -59,7 +60,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         engine = make_engine(settings.database_url)
         try:
-            yield {"engine": engine, "sessions": make_sessionmaker(engine)}
+            async with running(make_broker(settings.redis_url)) as broker:
+                yield {"engine": engine, "sessions": make_sessionmaker(engine), "broker": broker}
         finally:
             await engine.dispose()
 

@@ -16,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from services import policy, tokens
+from services import events, policy, tokens
 from services.db import transaction
 from services.models import User
 from services.policy import Actor
+from web.broker import LocalBroker
 from web.errors import ApiError
 from web.sessions import STATE_KEY, SessionState
 from web.settings import Settings
@@ -32,6 +33,7 @@ CSRF_FIELD = "csrf_token"
 class AppState(TypedDict):
     engine: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    broker: LocalBroker
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,11 @@ def templates_of(request: Request) -> Jinja2Templates:
 def sessions_of(request: Request) -> async_sessionmaker[AsyncSession]:
     sessions: async_sessionmaker[AsyncSession] = request.state.sessions
     return sessions
+
+
+def broker_of(request: Request) -> LocalBroker:
+    broker: LocalBroker = request.state.broker
+    return broker
 
 
 def session_state(request: Request) -> SessionState | None:
@@ -142,6 +149,10 @@ async def unit_of_work_caller(
         caller = await identify(request, session)
         check_csrf(request, caller, form_csrf)
         yield session, caller
+    # Committed: now wake live subscribers of whatever changed (never before commit, or a
+    # subscriber could read the database before the change is visible).
+    for channel in events.channels_to_wake(session):
+        await broker_of(request).publish(channel)
     token_id = getattr(request.state, "touch_token_id", None)
     if token_id is not None:
         async with transaction(sessions_of(request)) as session:

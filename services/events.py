@@ -1,0 +1,65 @@
+"""The live-update log. A change that subscribers should see writes an Event row in the same
+transaction as the change; after commit the web layer wakes subscribers through the broker.
+Events carry database ids only: each subscriber renders them through its own presenter."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services.models import Event
+
+CHANNELS_KEY = "peerboard.channels"
+MAX_BATCH = 200
+
+
+def thread_channel(thread_id: int) -> str:
+    return f"thread:{thread_id}"
+
+
+def assignment_channel(assignment_id: int) -> str:
+    return f"assignment:{assignment_id}"
+
+
+async def record(
+    session: AsyncSession,
+    *,
+    channel: str,
+    kind: str,
+    post_id: int | None = None,
+    thread_id: int | None = None,
+    task_id: int | None = None,
+) -> Event:
+    """Write an event in the caller's transaction; the channel is woken after commit."""
+    event = Event(channel=channel, kind=kind, post_id=post_id, thread_id=thread_id, task_id=task_id)
+    session.add(event)
+    await session.flush()
+    session.info.setdefault(CHANNELS_KEY, set()).add(channel)
+    return event
+
+
+def channels_to_wake(session: AsyncSession) -> set[str]:
+    channels: set[str] = session.info.pop(CHANNELS_KEY, set())
+    return channels
+
+
+async def since(
+    session: AsyncSession, *, channel: str, after_id: int, limit: int = MAX_BATCH
+) -> Sequence[Event]:
+    """Events on a channel after the given id, oldest first."""
+    rows = await session.execute(
+        select(Event)
+        .where(Event.channel == channel, col(Event.id) > after_id)
+        .order_by(col(Event.id))
+        .limit(limit)
+    )
+    return rows.scalars().all()
+
+
+async def latest_id(session: AsyncSession, *, channel: str) -> int:
+    row = await session.scalar(
+        select(Event.id).where(Event.channel == channel).order_by(col(Event.id).desc()).limit(1)
+    )
+    return row or 0

@@ -1,0 +1,69 @@
+"""Server-Sent Events over the events table: resumable, per-viewer, broker-woken.
+
+A stream sends what happened on a channel after the client's Last-Event-ID, rendering each
+event through a presenter for this viewer; then it waits for a broker wake-up (or polls the
+database every few seconds, so a broker outage only delays). sse-starlette sends comment
+pings to keep idle connections open and drops clients that stop reading.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sse_starlette.event import ServerSentEvent
+from sse_starlette.sse import EventSourceResponse
+from starlette.requests import Request
+
+from services import events
+from services.db import transaction
+from services.models import Event
+from services.policy import Actor
+from web.broker import POLL_SECONDS
+from web.context import broker_of, identify, sessions_of
+
+HEARTBEAT_SECONDS = 15
+SEND_TIMEOUT_SECONDS = 30
+
+# Turns a batch of events into what this viewer may see: (event id, event name, JSON data)
+# triples. Events the viewer may not see are simply left out.
+Render = Callable[[AsyncSession, Actor, Sequence[Event]], Awaitable[list[tuple[int, str, str]]]]
+
+
+def last_event_id(request: Request) -> int:
+    raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
+    try:
+        value = int(raw) if raw else -1
+    except ValueError:
+        value = -1
+    return value if value >= 0 else -1
+
+
+def stream(
+    request: Request, *, channel: str, start_after: int, render: Render
+) -> EventSourceResponse:
+    """An SSE response for `channel`, starting after event `start_after`."""
+
+    async def generate() -> AsyncIterator[ServerSentEvent]:
+        cursor = start_after
+        with broker_of(request).subscribe(channel) as wakeups:
+            while True:
+                async with transaction(sessions_of(request), write=False) as session:
+                    # Re-identify each round: a member removed mid-stream stops receiving.
+                    caller = await identify(request, session)
+                    batch = await events.since(session, channel=channel, after_id=cursor)
+                    rendered = await render(session, caller.actor, batch) if batch else []
+                if batch:
+                    cursor = batch[-1].id or cursor
+                for event_id, name, data in rendered:
+                    yield ServerSentEvent(data=data, event=name, id=str(event_id))
+                if batch and len(batch) >= events.MAX_BATCH:
+                    continue
+                await wakeups.wait(POLL_SECONDS)
+
+    return EventSourceResponse(
+        generate(),
+        ping=HEARTBEAT_SECONDS,
+        send_timeout=SEND_TIMEOUT_SECONDS,
+        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
+    )
