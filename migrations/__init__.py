@@ -39,7 +39,7 @@ async def _run(engine: AsyncEngine, action: str, revision: str) -> None:
         await connection.run_sync(go)
 
 
-async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
+async def upgrade(engine: AsyncEngine, revision: str = "heads") -> None:
     await _run(engine, "upgrade", revision)
 
 

@@ -153,3 +153,9 @@ async def access_assignment(
     if assignment is None or not can_view_assignment(actor, assignment):
         raise NotFound("No such assignment.")
     return assignment
+
+
+# === discussions (issue 4) ==================================================================
+
+
+# === peer review (issue 5) ==================================================================

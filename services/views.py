@@ -124,3 +124,9 @@ class GroupRuleView(View):
     issuer: str
     group: str
     role: Role
+
+
+# === discussions (issue 4) ==================================================================
+
+
+# === peer review (issue 5) ==================================================================

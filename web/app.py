@@ -20,8 +20,8 @@ from web.context import AppState
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
 from web.oidc import make_oauth
-from web.openapi import build_document
-from web.routes import ApiRoute, build_routes
+from web.openapi import ApiRoute, build_document
+from web.routes import build_routes
 from web.sessions import STATE_KEY, SessionMiddleware, SessionState
 from web.settings import Settings, load_settings
 

@@ -13,8 +13,10 @@ from typing import Any
 
 from pydantic import BaseModel, TypeAdapter
 from pydantic.json_schema import models_json_schema
+from starlette.routing import Route
 
 REF = "#/components/schemas/{model}"
+API = "/api/v1"
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,13 @@ def build_document(
 
 def _path_params(path: str) -> list[str]:
     return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+
+
+class ApiRoute(Route):
+    """A route of the JSON API, documented by its Operation."""
+
+    def __init__(
+        self, path: str, endpoint: object, *, methods: list[str], name: str, operation: Operation
+    ) -> None:
+        super().__init__(API + path, endpoint, methods=methods, name=name)  # type: ignore[arg-type]
+        self.operation = operation

@@ -19,11 +19,11 @@ from services.views import (
     TokenCreatedView,
     TokenView,
 )
+from web import routes_discussions, routes_reviews
 from web.endpoints import api, auth, health, pages
-from web.openapi import Operation
+from web.openapi import API, ApiRoute, Operation
 
 STATIC_DIR = Path(__file__).parent / "static"
-API = "/api/v1"
 
 ASSIGNMENT_TEXT_SCHEMA = {
     "type": "string",
@@ -32,16 +32,6 @@ ASSIGNMENT_TEXT_SCHEMA = {
         "'Paper For Above instruction', the sample paper, 'References', one per line."
     ),
 }
-
-
-class ApiRoute(Route):
-    """A route of the JSON API, documented by its Operation."""
-
-    def __init__(
-        self, path: str, endpoint: object, *, methods: list[str], name: str, operation: Operation
-    ) -> None:
-        super().__init__(API + path, endpoint, methods=methods, name=name)  # type: ignore[arg-type]
-        self.operation = operation
 
 
 def api_routes() -> list[ApiRoute]:
@@ -166,6 +156,10 @@ def build_routes() -> list[BaseRoute]:
         Route("/healthz", health.healthz, name="healthz"),
         Route("/readyz", health.readyz, name="readyz"),
         Route(f"{API}/openapi.json", api.openapi_document, name="api:openapi"),
+        *routes_discussions.page_routes(),
+        *routes_reviews.page_routes(),
         *api_routes(),
+        *routes_discussions.api_routes(),
+        *routes_reviews.api_routes(),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]  # fmt: skip

@@ -7,12 +7,9 @@ each (route, role) pair is then exercised against a fresh world.
 from __future__ import annotations
 
 import shutil
-from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 from starlette.routing import Route
@@ -21,79 +18,25 @@ from services import assignments, cohorts, importing, memberships
 from services.db import make_engine, make_sessionmaker, transaction
 from services.models import Phase, Role
 from services.policy import Actor
-from tests.conftest import People, client_for, make_settings
+from tests.conftest import People, make_settings
+from tests.web import route_expectations_discussions, route_expectations_reviews
+from tests.web.policy_support import (
+    API_MEMBER,
+    PAGE_MEMBER,
+    ROLES,
+    STAFF_ONLY,
+    TEXT,
+    Builder,
+    World,
+    expect,
+    get,
+    own_token,
+    same,
+    send,
+)
 from web.app import create_app
 
-ROLES = ("anonymous", "outsider", "student", "moderator", "instructor", "administrator")
-
-
-@dataclass
-class World:
-    people: People
-    assignment_id: int
-    rule_id: int
-    ben_id: int
-    join_code: str
-
-    async def client(self, role: str) -> httpx.AsyncClient:
-        if role == "anonymous":
-            client = client_for(self.people.asgi)
-            self.people._clients.append(client)
-            return client
-        name = {"outsider": "zed", "student": "ada", "moderator": "mona",
-                "instructor": "ivo", "administrator": "root"}[role]  # fmt: skip
-        return await self.people.client(name, administrator=role == "administrator")
-
-
-Request = tuple[str, str, dict[str, Any]]
-Builder = Callable[[World, httpx.AsyncClient], Awaitable[Request]]
-
-
-def get(path: str) -> Builder:
-    async def build(world: World, client: httpx.AsyncClient) -> Request:
-        return "GET", path.format(w=world), {}
-
-    return build
-
-
-def send(method: str, path: str, **kwargs: Any) -> Builder:
-    async def build(world: World, client: httpx.AsyncClient) -> Request:
-        filled = {k: _fill(v, world) for k, v in kwargs.items()}
-        return method, path.format(w=world), filled
-
-    return build
-
-
-def _fill(value: Any, world: World) -> Any:
-    if isinstance(value, str):
-        return value.format(w=world)
-    if isinstance(value, dict):
-        return {k: _fill(v, world) for k, v in value.items()}
-    return value
-
-
-async def own_token(world: World, client: httpx.AsyncClient) -> Request:
-    made = await client.post("/api/v1/tokens", json={"name": "policy test"})
-    token_id = made.json()["id"] if made.status_code == 201 else 999_999
-    return "DELETE", f"/api/v1/tokens/{token_id}", {}
-
-
-ALL = dict.fromkeys(ROLES)
-
-
-def expect(*codes: int) -> dict[str, int]:
-    assert len(codes) == len(ROLES)
-    return dict(zip(ROLES, codes, strict=True))
-
-
-def same(code: int) -> dict[str, int]:
-    return dict.fromkeys(ROLES, code)
-
-
-STAFF_ONLY = (404, 404, 404)
-PAGE_MEMBER = expect(303, 404, 200, 200, 200, 200)
-API_MEMBER = expect(404, 404, 200, 200, 200, 200)
-TEXT = {"content": "Title\n\nA question?\n", "headers": {"content-type": "text/plain"}}
+AREAS = (route_expectations_discussions, route_expectations_reviews)
 
 EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
     ("home", "GET"): (get("/"), same(200)),
@@ -196,6 +139,11 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
 }
 
 
+# Each area keeps its expectations in its own module, merged here.
+for _area in AREAS:
+    EXPECTATIONS.update(_area.EXPECTATIONS)
+
+
 def served_routes() -> set[tuple[str, str]]:
     app = create_app(make_settings("sqlite+aiosqlite:///unused.db"))
     return {
@@ -250,7 +198,10 @@ async def world(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[World]:
         assert code.join_code is not None
         ben = people.users["ben"]
         assert ben.id is not None
-        yield World(people, made.id, rule.id, ben.id, code.join_code)
+        world = World(people, made.id, rule.id, ben.id, code.join_code, sessions)
+        for area in AREAS:
+            await area.setup(world)
+        yield world
         await people.close()
     await engine.dispose()
 
