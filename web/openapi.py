@@ -131,7 +131,23 @@ def build_document(
         "info": {"title": title, "version": version},
         "jsonSchemaDialect": "https://spec.openapis.org/oas/3.1/dialect/base",
         "paths": paths,
+        # Either credential works; unsigned requests are answered as an anonymous visitor.
+        "security": [{"personalAccessToken": []}, {"browserSession": []}, {}],
         "components": {
+            "securitySchemes": {
+                "personalAccessToken": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A personal access token from POST /api/v1/tokens.",
+                },
+                "browserSession": {
+                    "type": "apiKey",
+                    "in": "cookie",
+                    "name": "peerboard_session",
+                    "description": "The browser session (named __Host-peerboard over https); "
+                    "unsafe methods also need the X-CSRF-Token header from GET /api/v1/me.",
+                },
+            },
             "schemas": {**defs, "Problem": PROBLEM_SCHEMA},
             "responses": {
                 "Problem": {

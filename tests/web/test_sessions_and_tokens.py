@@ -193,3 +193,31 @@ async def test_joining_by_code(people: People) -> None:
 
     off = await ivo.post("/api/v1/cohorts/psy/join-code", json={"disable": True})
     assert off.json() == {"join_code": None, "expires_at": None}
+
+
+async def test_over_https_the_cookie_is_host_prefixed_and_secure(database_url: str) -> None:
+    import json
+
+    from asgi_lifespan import LifespanManager
+
+    from tests.conftest import make_settings
+    from tests.oidc.rogue import run_rogue_provider
+    from web.app import create_app
+
+    base = "https://board.uni.example"
+    with run_rogue_provider(redirect_uris=[f"{base}/auth/uni/callback"]) as idp:
+        providers = [{"name": "uni", "issuer": idp.issuer, "client_id": idp.client_id,
+                      "client_secret": idp.client_secret}]  # fmt: skip
+        settings = make_settings(
+            database_url, PEERBOARD_BASE_URL=base, PEERBOARD_OIDC_PROVIDERS=json.dumps(providers)
+        )
+        async with LifespanManager(create_app(settings)) as manager:
+            transport = httpx.ASGITransport(app=manager.app)
+            async with httpx.AsyncClient(transport=transport, base_url=base) as browser:
+                start = await browser.get("/auth/uni/login")
+    assert start.status_code == 302
+    cookie = start.headers["set-cookie"]
+    assert cookie.startswith("__Host-peerboard=")
+    assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
+    assert "Domain" not in cookie and "Path=/" in cookie
+    assert start.headers["strict-transport-security"].startswith("max-age=")
