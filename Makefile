@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cat pyproject.toml | sha1sum | cut -c1-12)
 
-.PHONY: demo test check lint types bench test-deps clean help
+.PHONY: demo test check lint types bench audit test-deps clean help
 
 help:
 	@echo "make demo   - set up and serve the demo at http://127.0.0.1:8000"
@@ -50,6 +50,11 @@ check: lint types test
 
 bench: $(STAMP)
 	@ls bench/*.py >/dev/null 2>&1 && for b in bench/*.py; do $(BIN)/python $$b; done || echo "no benchmarks yet"
+
+# Needs PyPI's vulnerability API (not reachable from the sandboxed CI machines; the
+# installed versions are checked against SECURITY.md's floors by tests/test_dependency_floors.py).
+audit: $(STAMP)
+	$(BIN)/pip-audit --skip-editable
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache peerboard-demo.db*
