@@ -140,6 +140,7 @@ def build_routes() -> list[BaseRoute]:
         Route("/auth/{provider}/callback", auth.callback, name="auth:callback"),
         Route("/auth/logout", auth.logout, methods=["POST"], name="auth:logout"),
         Route("/join", pages.join, methods=["POST"], name="join"),
+        Route("/cohorts", pages.create_cohort, methods=["POST"], name="cohorts:create"),
         Route("/cohorts/{cohort}", pages.cohort_page, name="cohorts:detail"),
         Route("/cohorts/{cohort}/members", pages.members_page, name="cohorts:members"),
         Route("/cohorts/{cohort}/members/{user:int}/role", pages.member_role_form,

@@ -47,6 +47,10 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
     ("auth:callback", "GET"): (get("/auth/uni/callback?code=x&state=y"), same(404)),
     ("auth:logout", "POST"): (send("POST", "/auth/logout"), same(303)),
     ("join", "POST"): (send("POST", "/join", data={"code": "{w.join_code}"}), same(303)),
+    ("cohorts:create", "POST"): (
+        send("POST", "/cohorts", data={"slug": "new", "name": "New"}),
+        expect(303, 404, 404, 404, 303, 303),
+    ),
     ("cohorts:detail", "GET"): (get("/cohorts/psy"), PAGE_MEMBER),
     ("cohorts:members", "GET"): (get("/cohorts/psy/members"), expect(303, 404, 404, 200, 200, 200)),
     ("cohorts:members:role", "POST"): (

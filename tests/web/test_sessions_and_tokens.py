@@ -221,3 +221,19 @@ async def test_over_https_the_cookie_is_host_prefixed_and_secure(database_url: s
     assert "; Secure" in cookie and "HttpOnly" in cookie and "SameSite=Lax" in cookie
     assert "Domain" not in cookie and "Path=/" in cookie
     assert start.headers["strict-transport-security"].startswith("max-age=")
+
+
+async def test_an_instructor_creates_a_cohort_from_the_home_page(people: People) -> None:
+    admin = await people.client("root", administrator=True)
+    await admin.post("/api/v1/cohorts", json={"slug": "psy", "name": "PSY"})
+    ivo = await people.member("ivo", "psy", Role.instructor)
+    home = await ivo.get("/")
+    assert 'action="/cohorts"' in home.text
+    made = await ivo.post("/cohorts", data={"slug": "psy-2027", "name": "PSY 2027"})
+    assert made.status_code == 303 and made.headers["location"] == "/cohorts/psy-2027"
+    page = await ivo.get("/cohorts/psy-2027")
+    assert "PSY 2027 is ready" in page.text
+    bad = await ivo.post("/cohorts", data={"slug": "Not Valid", "name": "X"})
+    assert bad.status_code == 422 and "lowercase letters" in bad.text
+    ada = await people.member("ada", "psy", Role.student)
+    assert 'action="/cohorts"' not in (await ada.get("/")).text

@@ -76,7 +76,30 @@ async def home(request: Request) -> Response:
         actor = caller.actor
         rows = await cohorts.list_cohorts(session, actor=actor)
         views = [cohorts.present_cohort(c, actor=actor) for c in rows]
-    return _render(request, "home.html", {"cohorts": views, "signed_in": caller.user is not None})
+    return _render(
+        request,
+        "home.html",
+        {
+            "cohorts": views,
+            "signed_in": caller.user is not None,
+            "can_create": policy.can_create_cohort(actor),
+        },
+    )
+
+
+async def create_cohort(request: Request) -> Response:
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        cohort = await cohorts.create_cohort(
+            session, actor=caller.actor, slug=_field(form, "slug"), name=_field(form, "name")
+        )
+    return _redirect(
+        request,
+        request.app.url_path_for("cohorts:detail", cohort=cohort.slug),
+        f"{cohort.name} is ready. Create a join code on its Members page.",
+    )
 
 
 async def join(request: Request) -> Response:
