@@ -114,3 +114,33 @@ async def test_a_server_error_is_a_problem_without_a_traceback(database_url: str
     assert response.status_code == 500
     assert response.json()["code"] == "internal_error"
     assert "secret internals" not in response.text
+
+
+async def test_a_killed_database_connection_is_not_handed_out_again(
+    database_url: str, client: httpx.AsyncClient
+) -> None:
+    """pool_pre_ping: after PostgreSQL kills every backend of the app (as a restart or an
+    idle-connection reaper would), the next request still gets a working connection."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only: SQLite has no server to lose")
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
+    assert (await client.get("/api/v1/cohorts")).status_code == 200  # a pooled connection
+    url = make_url(database_url)
+    conn = await asyncpg.connect(
+        user=url.username, host=url.host, port=url.port or 5432, database=url.database
+    )
+    try:
+        killed = await conn.fetchval(
+            "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+            "WHERE datname = $1 AND application_name = 'peerboard' AND pid <> pg_backend_pid()",
+            url.database,
+        )
+    finally:
+        await conn.close()
+    assert killed >= 1
+    for _ in range(3):
+        response = await client.get("/api/v1/cohorts")
+        assert response.status_code == 200, response.text
+    assert (await client.get("/readyz")).status_code == 200
