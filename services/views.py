@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from services.models import Phase, Role
+from services.models import ComponentStance, Phase, Role, Stance, TaskStatus
 
 
 class View(BaseModel):
@@ -127,6 +127,430 @@ class GroupRuleView(View):
 
 
 # === discussions (issue 4) ==================================================================
+# No view here carries a person's id: an author is a display string the presenter chose for
+# this viewer (a real name, or the assignment alias), and times are cut to the minute.
+
+
+class AuthorView(View):
+    name: str
+    anonymous: bool  # posted "anonymous to classmates"
+    is_you: bool
+    # Staff and the author see both; peers see only `name` (the alias).
+    alias: str | None = None
+
+
+class PostView(View):
+    id: str
+    parent: str | None
+    depth: int
+    author: AuthorView | None  # null once deleted (for everyone but staff)
+    body: str | None  # the markdown, for the author's edit box; null when not readable
+    body_html: str
+    version: int
+    score: int
+    voted: bool
+    created_at: datetime
+    edited: bool
+    deleted: bool
+    hidden: bool
+    hidden_reason: str | None
+    # Replies deeper than the display cap: follow `continue_url` to read them.
+    more_replies: int
+    can_reply: bool
+    can_edit: bool
+    can_delete: bool
+    can_flag: bool
+    can_vote: bool
+
+
+class ThreadSummaryView(View):
+    id: str
+    question: int
+    title: str
+    author: AuthorView
+    pinned: bool
+    locked: bool
+    hidden: bool
+    post_count: int
+    created_at: datetime
+    last_activity_at: datetime
+
+
+class PageInfoView(View):
+    sort: str
+    page: int
+    per_page: int
+    pages: int
+    top_level_replies: int
+    focus: str | None
+
+
+class ThreadView(View):
+    id: str
+    question: int
+    assignment: int
+    cohort: str
+    title: str
+    pinned: bool
+    locked: bool
+    following: bool
+    post_count: int
+    created_at: datetime
+    last_activity_at: datetime
+    opening: PostView
+    posts: list[PostView]
+    page: PageInfoView
+    can_reply: bool
+    can_moderate: bool
+    can_post_anonymously: bool
+    identity_notice: str
+
+
+class ComposerView(View):
+    can_post: bool
+    can_post_anonymously: bool
+    identity_notice: str
+    anonymous_notice: str | None
+
+
+class QuestionDiscussionView(View):
+    question: int
+    assignment: int
+    assignment_title: str
+    cohort: str
+    position: int
+    prompt_html: str
+    post_first: bool
+    has_posted: bool
+    # Post-first: the classmates' threads are withheld until you open yours.
+    withheld: bool
+    threads: list[ThreadSummaryView]
+    composer: ComposerView
+    can_moderate: bool
+
+
+class RevisionView(View):
+    version: int
+    body: str
+    body_html: str
+    created_at: datetime
+    edited_by: AuthorView
+
+
+class FlagView(View):
+    reason: str
+    note: str
+    created_at: datetime
+
+
+class FlaggedPostView(View):
+    post: str
+    thread: str
+    thread_title: str
+    author: AuthorView
+    body_html: str
+    hidden: bool
+    hidden_reason: str | None
+    open_flags: int
+    flags: list[FlagView]
+
+
+class ModerationResultView(View):
+    action: str
+    target: str
+    hidden: bool | None = None
+    locked: bool | None = None
+    pinned: bool | None = None
+
+
+class VoteView(View):
+    post: str
+    score: int
+    voted: bool
+
+
+class FollowView(View):
+    thread: str
+    following: bool
+
+
+class NotificationView(View):
+    id: str
+    kind: str
+    message: str
+    thread: str | None
+    post: str | None
+    created_at: datetime
+    read: bool
+
+
+class NotificationsView(View):
+    unread: int
+    items: list[NotificationView]
+
+
+class SearchHitView(View):
+    thread: str
+    thread_title: str
+    post: str | None
+    question: int
+    snippet: str
+    author: AuthorView | None
+
+
+class SearchView(View):
+    query: str
+    hits: list[SearchHitView]
 
 
 # === peer review (issue 5) ==================================================================
+
+
+# === exemplars (issue 6) ====================================================================
+
+
+class ExemplarView(View):
+    id: str
+    assignment_id: int
+    question_id: int | None
+    kind: str
+    title: str
+    body_html: str
+    note_html: str
+    position: int
+    # "Anonymous Heron", a name (only with the author's consent), or the assignment itself.
+    attribution_label: str
+    details: dict[str, object]
+    # What only curators (and, for attribution, the author) see:
+    status: str | None = None
+    attribution: str | None = None
+    author_name: str | None = None
+    source_changed: bool | None = None
+    version: int | None = None
+    is_mine: bool = False
+
+
+# What each side of the peer review sees. Reviewers get "Paper K7Q2" and the text; authors
+# get "Reviewer N"; staff get the same aliases until they reveal (RevealView). No view here
+# carries a user id, name or email except RevealView and AuditEventView.
+
+
+class MyPaperView(View):
+    assignment_id: int
+    status: str  # "none", "draft" or "submitted"
+    body: str
+    body_html: str
+    version: int
+    submitted_at: datetime | None
+    late: bool
+    can_edit: bool
+
+
+class ComponentStanceView(View):
+    key: str
+    stance: ComponentStance
+
+
+class EvidenceView(View):
+    component: str | None  # rubric component key; null: the overall stance
+    text: str
+    start: int
+    end: int
+
+
+class ReviewDraftView(View):
+    id: str
+    overall_stance: Stance | None
+    components: list[ComponentStanceView]
+    evidence: list[EvidenceView]
+    rationale: str
+    suggestion: str
+    version: int
+    submitted: bool
+
+
+class ReceivedRatingView(View):
+    rating: int
+    comment: str
+
+
+class TaskSummaryView(View):
+    id: str
+    paper: str  # "Paper K7Q2"
+    status: TaskStatus
+    rating: ReceivedRatingView | None  # how the author rated it (feedback phase)
+
+
+class TaskDetailView(View):
+    id: str
+    assignment_id: int
+    paper: str
+    paper_text: str
+    status: TaskStatus
+    source: str | None
+    rubric: list[RubricComponentView]
+    review: ReviewDraftView | None
+    can_edit: bool
+    rating: ReceivedRatingView | None
+
+
+class FeedbackReviewView(View):
+    id: str  # the review's opaque id (rate it at /reviews/{id}/rating)
+    reviewer: str  # "Reviewer 2"
+    overall_stance: Stance | None
+    components: list[ComponentStanceView]
+    evidence: list[EvidenceView]
+    rationale: str
+    suggestion: str
+    my_rating: ReceivedRatingView | None
+
+
+class FeedbackView(View):
+    assignment_id: int
+    paper_html: str  # the paper's text with every quoted passage in <mark>
+    reviews: list[FeedbackReviewView]
+    can_rate: bool
+
+
+class StanceCountView(View):
+    stance: str
+    count: int
+
+
+class ComponentDistributionView(View):
+    key: str
+    label: str
+    counts: list[StanceCountView]
+    agreement: float | None  # share of pairs of reviewers of the same paper who agree
+
+
+class PaperStanceView(View):
+    paper: str
+    reviews: int
+    counts: list[StanceCountView]
+    median: str | None
+    consensus: str  # "consensus", "majority", "split", "no reviews"
+    spread: int | None  # highest minus lowest rank on the ordinal scale
+    components: list[ComponentDistributionView]
+
+
+class ReviewerAgreementView(View):
+    reviewer: str  # an alias stable within the assignment ("Reviewer ab12")
+    reviews: int
+    mean_distance: float | None  # mean |rank difference| to co-reviewers of the same papers
+
+
+class StanceView(View):
+    assignment_id: int
+    source: str | None
+    scale: list[str]
+    overall: list[StanceCountView]
+    components: list[ComponentDistributionView]
+    alpha_ordinal: float | None
+    pairable_values: int
+    # Staff only (null for students): completion and per-paper / per-reviewer detail.
+    completion: CompletionView | None
+    papers: list[PaperStanceView] | None
+    most_disagreement: list[PaperStanceView] | None
+    reviewers: list[ReviewerAgreementView] | None
+
+
+class CompletionView(View):
+    papers: int
+    tasks: int
+    submitted: int
+    started: int
+    assigned: int
+
+
+class AllocationTaskView(View):
+    id: str
+    reviewer: str  # "Reviewer N" (staff reveal names with a reason)
+    status: TaskStatus
+    by_hand: bool
+
+
+class AllocationPaperView(View):
+    id: str
+    paper: str
+    late: bool
+    submitted: bool
+    tasks: list[AllocationTaskView]
+
+
+class AllocationView(View):
+    assignment_id: int
+    phase: Phase
+    reviews_per_paper: int
+    papers: list[AllocationPaperView]
+    completion: CompletionView
+
+
+class RatingView(View):
+    review: str
+    rating: int
+    comment: str
+
+
+class RevealedPersonView(View):
+    role: str  # "author" or "Reviewer N"
+    display_name: str
+    email: str | None
+
+
+class RevealView(View):
+    paper: str
+    reason: str
+    people: list[RevealedPersonView]
+
+
+class AuditEventView(View):
+    id: int
+    action: str
+    actor: str | None
+    target_type: str
+    target_id: str
+    reason: str
+    details: dict[str, object]
+    created_at: datetime
+
+
+class PhaseView(View):
+    assignment_id: int
+    phase: Phase
+    tasks_created: int
+
+
+StanceView.model_rebuild()
+
+
+class QuestionParticipationView(View):
+    question_id: int
+    position: int
+    threads: int
+    posts: int
+    students_posted: int
+    not_yet_posted: list[str]  # names: this view is for staff only
+
+
+class AuditEntryView(View):
+    at: datetime
+    actor: str
+    action: str
+    target: str
+    reason: str
+
+
+class WorkspaceView(View):
+    assignment_id: int
+    title: str
+    phase: Phase
+    students: int
+    participation: list[QuestionParticipationView]
+    open_flags: int
+    papers_submitted: int
+    papers_late: int
+    completion: CompletionView | None
+    overdue_tasks: int
+    stance: StanceView | None
+    recent_audit: list[AuditEntryView] | None  # instructors only

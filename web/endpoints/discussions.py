@@ -1,0 +1,584 @@
+"""Discussion endpoints, JSON and HTML: parse, one service call in one transaction, render
+the per-viewer view. Nothing here decides who may see a name; the presenters did."""
+
+from __future__ import annotations
+
+import secrets
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from markupsafe import Markup
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.requests import Request
+from starlette.responses import Response
+
+from services import discussions, events, moderation, notifications, policy, search
+from services.errors import Invalid, NotFound, Problem
+from services.models import Event, FlagReason
+from services.policy import Actor
+from services.views import PostView
+from web import idempotency as idempotent
+from web import live
+from web.context import session_state, templates_of, unit_of_work
+from web.endpoints.pages import _redirect, _render, _require_signed_in, page_unit
+from web.endpoints.parsing import read_model
+from web.errors import PROBLEM_TYPE
+from web.responses import ORJSONResponse, json_response
+
+
+class ThreadCreate(BaseModel):
+    title: str = Field(max_length=400)
+    body: str = Field(max_length=40_000, description="Markdown")
+    anonymous: bool = Field(default=False, description="Anonymous to classmates")
+
+
+class ReplyCreate(BaseModel):
+    body: str = Field(max_length=40_000, description="Markdown")
+    parent: str | None = Field(default=None, description="The post replied to; omit: the thread")
+    anonymous: bool = False
+
+
+class PostEdit(BaseModel):
+    body: str = Field(max_length=40_000)
+    version: int = Field(description="The version the edit is based on")
+
+
+class VoteChange(BaseModel):
+    up: bool
+
+
+class FollowChange(BaseModel):
+    following: bool
+
+
+class FlagCreate(BaseModel):
+    reason: FlagReason
+    note: str = Field(default="", max_length=2000)
+
+
+class ModerationAction(BaseModel):
+    action: str = Field(description="hide, unhide, dismiss (posts); lock, unlock, pin, unpin")
+    target: str = Field(max_length=64, description="A post id (post actions) or thread id")
+    reason: str = Field(default="", max_length=1000)
+
+
+class DiscussionSettings(BaseModel):
+    post_first: bool
+
+
+class MarkRead(BaseModel):
+    ids: list[str] | None = Field(default=None, description="Omit to mark all read")
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise Invalid(problems=[Problem("must be a whole number", field=name)]) from None
+
+
+def _thread_query(request: Request) -> dict[str, Any]:
+    return {
+        "sort": request.query_params.get("sort", "oldest"),
+        "page": _int(request, "page", 1),
+        "per_page": _int(request, "per_page", discussions.DEFAULT_PER_PAGE),
+        "focus": request.query_params.get("focus") or None,
+    }
+
+
+def _stale(request: Request, exc: discussions.StaleVersion) -> Response:
+    body = {
+        "type": PROBLEM_TYPE.format(code=exc.code),
+        "title": "Conflict",
+        "status": 409,
+        "detail": exc.message,
+        "code": exc.code,
+        "instance": request.url.path,
+        "current_version": exc.current_version,
+    }
+    return Response(orjson.dumps(body), status_code=409, media_type="application/problem+json")
+
+
+# --- JSON API ------------------------------------------------------------------------------
+
+
+async def api_question(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        view = await discussions.question_discussion(
+            session, actor=actor, question_id=request.path_params["question"]
+        )
+        return json_response(view)
+
+
+async def api_question_settings(request: Request) -> Response:
+    data = await read_model(request, DiscussionSettings)
+    question_id = request.path_params["question"]
+    async with unit_of_work(request) as (session, actor):
+        await discussions.set_post_first(
+            session, actor=actor, question_id=question_id, post_first=data.post_first
+        )
+        view = await discussions.question_discussion(session, actor=actor, question_id=question_id)
+    return json_response(view)
+
+
+async def api_create_thread(request: Request) -> Response:
+    data = await read_model(request, ThreadCreate)
+    async with unit_of_work(request) as (session, actor):
+
+        async def create() -> Response:
+            thread = await discussions.create_thread(
+                session,
+                actor=actor,
+                question_id=request.path_params["question"],
+                title=data.title,
+                body=data.body,
+                anonymous=data.anonymous,
+            )
+            view = await discussions.read_thread(session, actor=actor, thread_id=thread.public_id)
+            location = request.url_for("api:threads:detail", thread=thread.public_id).path
+            return ORJSONResponse(view, status_code=201, headers={"Location": location})
+
+        return await idempotent.once(request, session, actor, create)
+
+
+async def api_thread(request: Request) -> Response:
+    query = _thread_query(request)
+    async with unit_of_work(request) as (session, actor):
+        view = await discussions.read_thread(
+            session, actor=actor, thread_id=request.path_params["thread"], **query
+        )
+    return ORJSONResponse(view)
+
+
+async def _one_post(session: AsyncSession, actor: Actor, post_id: str) -> dict[str, Any]:
+    ctx = await discussions.access_post(session, actor=actor, post_id=post_id)
+    assert ctx.post.id is not None
+    presented = await discussions.present_posts(
+        session, actor=actor, scope=ctx.scope, thread=ctx.thread, post_ids=[ctx.post.id]
+    )
+    return presented[ctx.post.id]
+
+
+async def api_reply(request: Request) -> Response:
+    data = await read_model(request, ReplyCreate)
+    async with unit_of_work(request) as (session, actor):
+
+        async def create() -> Response:
+            post = await discussions.reply(
+                session,
+                actor=actor,
+                thread_id=request.path_params["thread"],
+                body=data.body,
+                parent_id=data.parent,
+                anonymous=data.anonymous,
+            )
+            view = await _one_post(session, actor, post.public_id)
+            return ORJSONResponse(view, status_code=201)
+
+        return await idempotent.once(request, session, actor, create)
+
+
+async def api_edit_post(request: Request) -> Response:
+    data = await read_model(request, PostEdit)
+    try:
+        async with unit_of_work(request) as (session, actor):
+            post = await discussions.edit_post(
+                session,
+                actor=actor,
+                post_id=request.path_params["post"],
+                body=data.body,
+                version=data.version,
+            )
+            view = await _one_post(session, actor, post.public_id)
+    except discussions.StaleVersion as exc:
+        return _stale(request, exc)
+    return ORJSONResponse(view)
+
+
+async def api_delete_post(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        await discussions.delete_post(session, actor=actor, post_id=request.path_params["post"])
+    return Response(status_code=204)
+
+
+async def api_revisions(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        rows = await discussions.list_revisions(
+            session, actor=actor, post_id=request.path_params["post"]
+        )
+        return json_response(rows)
+
+
+async def api_vote(request: Request) -> Response:
+    data = await read_model(request, VoteChange)
+    async with unit_of_work(request) as (session, actor):
+        view = await discussions.vote(
+            session, actor=actor, post_id=request.path_params["post"], up=data.up
+        )
+    return json_response(view)
+
+
+async def api_follow(request: Request) -> Response:
+    data = await read_model(request, FollowChange)
+    async with unit_of_work(request) as (session, actor):
+        view = await discussions.set_following(
+            session, actor=actor, thread_id=request.path_params["thread"], following=data.following
+        )
+    return json_response(view)
+
+
+async def api_flag(request: Request) -> Response:
+    data = await read_model(request, FlagCreate)
+    async with unit_of_work(request) as (session, actor):
+        await moderation.flag_post(
+            session,
+            actor=actor,
+            post_id=request.path_params["post"],
+            reason=data.reason,
+            note=data.note,
+        )
+    return Response(status_code=204)
+
+
+async def api_moderate(request: Request) -> Response:
+    data = await read_model(request, ModerationAction)
+    async with unit_of_work(request) as (session, actor):
+        view = await moderation.moderate(
+            session, actor=actor, action=data.action, target=data.target, reason=data.reason
+        )
+    return json_response(view)
+
+
+async def api_flag_queue(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        rows = await moderation.flag_queue(
+            session, actor=actor, cohort_slug=request.path_params["cohort"]
+        )
+        return json_response(rows)
+
+
+async def api_notifications(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        view = await notifications.list_notifications(session, actor=actor)
+        return json_response(view)
+
+
+async def api_mark_read(request: Request) -> Response:
+    data = await read_model(request, MarkRead)
+    async with unit_of_work(request) as (session, actor):
+        view = await notifications.mark_read(session, actor=actor, ids=data.ids)
+    return json_response(view)
+
+
+# --- live updates --------------------------------------------------------------------------
+
+
+async def api_thread_events(request: Request) -> Response:
+    thread_id = request.path_params["thread"]
+    async with unit_of_work(request) as (session, actor):
+        ctx = await discussions.access_thread(session, actor=actor, thread_id=thread_id)
+        assert ctx.thread.id is not None
+        channel = events.thread_channel(ctx.thread.id)
+        start = live.last_event_id(request)
+        if start < 0:
+            start = await events.latest_id(session, channel=channel)
+    card = templates_of(request).get_template("_post.html").module.post_card  # type: ignore[attr-defined]
+    urls = _urls(request, thread_id)
+
+    async def render(
+        session: AsyncSession, actor: Actor, batch: Sequence[Event]
+    ) -> list[tuple[int, str, str]]:
+        # Re-check access every batch: a viewer who lost access gets nothing more.
+        try:
+            ctx = await discussions.access_thread(session, actor=actor, thread_id=thread_id)
+        except NotFound:
+            return []
+        ids = [e.post_id for e in batch if e.post_id is not None]
+        posts = await discussions.present_posts(
+            session, actor=actor, scope=ctx.scope, thread=ctx.thread, post_ids=ids
+        )
+        out = []
+        for e in batch:
+            assert e.id is not None
+            payload: dict[str, Any] = {"kind": e.kind}
+            if e.post_id is not None:
+                post = posts.get(e.post_id)
+                if post is None:
+                    continue
+                payload["post"] = PostView.model_validate(post).model_dump(mode="json")
+                payload["html"] = str(card(post, {"id": thread_id}, urls, "", True))
+            else:
+                payload["thread"] = {"locked": ctx.thread.locked, "pinned": ctx.thread.pinned}
+            out.append((e.id, e.kind, orjson.dumps(payload).decode()))
+        return out
+
+    if request.query_params.get("poll") == "1":
+        # Polling mode, for clients that cannot hold a connection open: what is pending
+        # after Last-Event-ID, then the response ends.
+        async with unit_of_work(request) as (session, actor):
+            batch = await events.since(session, channel=channel, after_id=start)
+            rendered = await render(session, actor, batch) if batch else []
+        body = "".join(
+            f"id: {event_id}\nevent: {name}\ndata: {data}\n\n" for event_id, name, data in rendered
+        )
+        return Response(body, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return live.stream(request, channel=channel, start_after=start, render=render)
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def _field(form: Any, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+async def question_page(request: Request) -> Response:
+    async with page_unit(request) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        view = await discussions.question_discussion(
+            session, actor=caller.actor, question_id=request.path_params["question"]
+        )
+    return _render(request, "question.html", {"q": view})
+
+
+async def thread_create_form(request: Request) -> Response:
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        thread = await discussions.create_thread(
+            session,
+            actor=caller.actor,
+            question_id=request.path_params["question"],
+            title=_field(form, "title"),
+            body=_field(form, "body"),
+            anonymous=_field(form, "anonymous") == "on",
+        )
+    path = request.app.url_path_for("discussions:thread", thread=thread.public_id)
+    return _redirect(request, str(path), "Your thread is posted.")
+
+
+async def thread_page(request: Request) -> Response:
+    query = _thread_query(request)
+    async with page_unit(request) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        view = await discussions.read_thread(
+            session, actor=caller.actor, thread_id=request.path_params["thread"], **query
+        )
+    urls = _urls(request, view["id"])
+    replies = _replies_html(request, view, urls)
+    context = {"t": view, "sorts": discussions.SORTS, "urls": urls, "replies_html": replies}
+    return _render(request, "thread.html", context)
+
+
+# Rendered post fragments, keyed by the identity of the post dict they were made from. The
+# service caches its renderings (see discussions.read_thread), so a dict object that comes
+# back is the very same post as the same class of viewer saw it; the `is` check below makes
+# a reused id() harmless. CSRF tokens are per viewer: fragments hold an unguessable marker.
+_FRAGMENTS: OrderedDict[int, tuple[dict[str, Any], str]] = OrderedDict()
+_FRAGMENTS_SIZE = 20_000
+_CSRF_MARK = "csrf-" + secrets.token_hex(16)
+
+
+def _replies_html(request: Request, view: dict[str, Any], urls: dict[str, str]) -> Markup:
+    card = templates_of(request).get_template("_post.html").module.post_card  # type: ignore[attr-defined]
+    parts = []
+    for post in view["posts"]:
+        entry = _FRAGMENTS.get(id(post))
+        if entry is not None and entry[0] is post:
+            _FRAGMENTS.move_to_end(id(post))
+            parts.append(entry[1])
+            continue
+        html = str(card(post, view, urls, _CSRF_MARK))
+        # The viewer's own posts and votes are made afresh for each request: not kept.
+        if not post["voted"] and not (post["author"] and post["author"]["is_you"]):
+            _FRAGMENTS[id(post)] = (post, html)
+        parts.append(html)
+    while len(_FRAGMENTS) > _FRAGMENTS_SIZE:
+        _FRAGMENTS.popitem(last=False)
+    state = session_state(request)
+    token = (state.csrf_token if state is not None else None) or ""
+    # Tokens are URL-safe base64: nothing in them needs HTML escaping.
+    return Markup("".join(parts).replace(_CSRF_MARK, token))  # noqa: S704
+
+
+def _urls(request: Request, thread_id: str) -> dict[str, str]:
+    """Each post action's path with __ID__ for the post: url_path_for once, not per post."""
+
+    def path(name: str, **params: str) -> str:
+        return str(request.app.url_path_for(name, **params))
+
+    return {
+        "vote": path("discussions:post:vote", post="__ID__"),
+        "edit": path("discussions:post:edit", post="__ID__"),
+        "delete": path("discussions:post:delete", post="__ID__"),
+        "flag": path("discussions:post:flag", post="__ID__"),
+        "reply": path("discussions:reply", thread=thread_id),
+        "moderate": path("discussions:moderate"),
+        "thread": path("discussions:thread", thread=thread_id),
+    }
+
+
+def _back(request: Request, thread_id: str, anchor: str = "") -> str:
+    path = str(request.app.url_path_for("discussions:thread", thread=thread_id))
+    return f"{path}#{anchor}" if anchor else path
+
+
+async def reply_form(request: Request) -> Response:
+    form = await request.form()
+    thread_id = request.path_params["thread"]
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        post = await discussions.reply(
+            session,
+            actor=caller.actor,
+            thread_id=thread_id,
+            body=_field(form, "body"),
+            parent_id=_field(form, "parent") or None,
+            anonymous=_field(form, "anonymous") == "on",
+        )
+    return _redirect(request, _back(request, thread_id, f"post-{post.public_id}"), "Reply posted.")
+
+
+async def _thread_of(session: AsyncSession, actor: Actor, post_id: str) -> str:
+    ctx = await discussions.access_post(session, actor=actor, post_id=post_id)
+    return ctx.thread.public_id
+
+
+async def edit_form(request: Request) -> Response:
+    form = await request.form()
+    post_id = request.path_params["post"]
+    version = _field(form, "version")
+    if not version.isdigit():
+        raise Invalid(problems=[Problem("must be a whole number", field="version")])
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        thread_id = await _thread_of(session, caller.actor, post_id)
+        await discussions.edit_post(
+            session,
+            actor=caller.actor,
+            post_id=post_id,
+            body=_field(form, "body"),
+            version=int(version),
+        )
+    return _redirect(request, _back(request, thread_id, f"post-{post_id}"), "Your edit is saved.")
+
+
+async def delete_form(request: Request) -> Response:
+    form = await request.form()
+    post_id = request.path_params["post"]
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        ctx = await discussions.access_post(session, actor=caller.actor, post_id=post_id)
+        question_id = ctx.thread.question_id
+        thread_id = ctx.thread.public_id
+        gone = await discussions.delete_post(session, actor=caller.actor, post_id=post_id)
+    if gone:
+        path = str(request.app.url_path_for("discussions:question", question=question_id))
+        return _redirect(request, path, "The thread was deleted.")
+    return _redirect(request, _back(request, thread_id), "The post was deleted.")
+
+
+async def flag_form(request: Request) -> Response:
+    form = await request.form()
+    post_id = request.path_params["post"]
+    try:
+        reason = FlagReason(_field(form, "reason"))
+    except ValueError:
+        raise Invalid(problems=[Problem("is not a flag reason", field="reason")]) from None
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        thread_id = await _thread_of(session, caller.actor, post_id)
+        await moderation.flag_post(
+            session, actor=caller.actor, post_id=post_id, reason=reason, note=_field(form, "note")
+        )
+    return _redirect(request, _back(request, thread_id), "Thank you: a moderator will look at it.")
+
+
+async def vote_form(request: Request) -> Response:
+    form = await request.form()
+    post_id = request.path_params["post"]
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        thread_id = await _thread_of(session, caller.actor, post_id)
+        await discussions.vote(
+            session, actor=caller.actor, post_id=post_id, up=_field(form, "up") != "0"
+        )
+    return _redirect(request, _back(request, thread_id, f"post-{post_id}"), "Vote recorded.")
+
+
+async def moderate_form(request: Request) -> Response:
+    form = await request.form()
+    back = _field(form, "back")
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        await moderation.moderate(
+            session,
+            actor=caller.actor,
+            action=_field(form, "action"),
+            target=_field(form, "target"),
+            reason=_field(form, "reason"),
+        )
+    # Only our own paths: never redirect to another site.
+    if not back.startswith("/") or back.startswith("//") or "\\" in back:
+        back = "/"
+    return _redirect(request, back, "Done.")
+
+
+async def flags_page(request: Request) -> Response:
+    slug = request.path_params["cohort"]
+    async with page_unit(request) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        queue = await moderation.flag_queue(session, actor=caller.actor, cohort_slug=slug)
+        cohort = await policy.access_cohort(session, actor=caller.actor, slug=slug)
+    return _render(request, "flags.html", {"queue": queue, "cohort": cohort})
+
+
+async def notifications_page(request: Request) -> Response:
+    async with page_unit(request) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        view = await notifications.list_notifications(session, actor=caller.actor)
+    return _render(request, "notifications.html", {"n": view})
+
+
+async def notifications_read_form(request: Request) -> Response:
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        await notifications.mark_read(session, actor=caller.actor)
+    return _redirect(
+        request, str(request.app.url_path_for("discussions:notifications")), "All read."
+    )
+
+
+async def api_search(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        view = await search.search(session, actor=actor, query=request.query_params.get("q", ""))
+        return json_response(view)
+
+
+async def search_page(request: Request) -> Response:
+    query = request.query_params.get("q", "")
+    async with page_unit(request) as (session, caller):
+        if (redirect := _require_signed_in(request, caller)) is not None:
+            return redirect
+        view = await search.search(session, actor=caller.actor, query=query)
+    return _render(request, "search.html", {"s": view})
