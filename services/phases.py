@@ -1,0 +1,97 @@
+"""The assignment's phase machine: draft → open → review → feedback → closed.
+
+Instructors move it one step at a time (forward, or back one step to undo a mistake);
+with `auto_advance` the deadlines move it too (open → review at the paper deadline,
+review → feedback at the review deadline). Entering review runs the allocation.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services import allocation, audit, events, policy
+from services.errors import Invalid, NotFound, Problem
+from services.models import Assignment, Phase, ReviewTask, utcnow
+from services.policy import Actor
+
+ORDER = (Phase.draft, Phase.open, Phase.review, Phase.feedback, Phase.closed)
+
+
+def allowed_moves(phase: Phase) -> list[Phase]:
+    """One step forward, or one step back."""
+    i = ORDER.index(phase)
+    return [ORDER[j] for j in (i + 1, i - 1) if 0 <= j < len(ORDER)]
+
+
+async def _enter(
+    session: AsyncSession, assignment: Assignment, phase: Phase, *, now: datetime
+) -> list[ReviewTask]:
+    assignment.phase = phase
+    assignment.version += 1
+    assignment.updated_at = now
+    session.add(assignment)
+    await session.flush()
+    assert assignment.id is not None
+    made: list[ReviewTask] = []
+    if phase is Phase.review:
+        made = await allocation.start_allocation(session, assignment=assignment)
+    await events.record(
+        session, channel=events.assignment_channel(assignment.id), kind="phase.changed"
+    )
+    return made
+
+
+async def change_phase(
+    session: AsyncSession, *, actor: Actor, assignment_id: int, phase: Phase
+) -> tuple[Assignment, list[ReviewTask]]:
+    """An instructor moves the assignment one phase forward or back; review allocates."""
+    assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
+    if not policy.can_change_phase(actor, assignment):
+        raise NotFound("No such assignment.")
+    if phase is assignment.phase:
+        return assignment, []
+    if phase not in allowed_moves(assignment.phase):
+        raise Invalid(
+            problems=[
+                Problem(
+                    f"cannot move from {assignment.phase.value} to {phase.value}; "
+                    f"allowed: {', '.join(p.value for p in allowed_moves(assignment.phase))}",
+                    field="phase",
+                )
+            ]
+        )
+    made = await _enter(session, assignment, phase, now=utcnow())
+    await audit.record(
+        session,
+        actor=actor,
+        cohort_id=assignment.cohort_id,
+        action="assignment.phase",
+        target_type="assignment",
+        target_id=assignment_id,
+        details={"phase": phase.value},
+    )
+    return assignment, made
+
+
+async def advance_due(session: AsyncSession, *, now: datetime | None = None) -> list[int]:
+    """Move every auto-advancing assignment whose deadline has passed (a periodic job)."""
+    now = now or utcnow()
+    moved: list[int] = []
+    rows = await session.execute(
+        select(Assignment).where(
+            col(Assignment.auto_advance).is_(True),
+            col(Assignment.phase).in_([Phase.open, Phase.review]),
+        )
+    )
+    for assignment in rows.scalars():
+        due = (
+            assignment.paper_due_at if assignment.phase is Phase.open else assignment.review_due_at
+        )
+        if due is not None and due <= now:
+            target = Phase.review if assignment.phase is Phase.open else Phase.feedback
+            await _enter(session, assignment, target, now=now)
+            moved.append(assignment.id or 0)
+    return moved

@@ -1,0 +1,118 @@
+"""The anonymity promise of peer review, tested the two general ways (SECURITY.md):
+
+- Canary scan: everyone gets a unique random name, email and subject; every byte each
+  viewer receives over every review route, through a whole round, is recorded; no viewer
+  may receive a canary of someone they may not identify (reveals excepted, for staff).
+- Differential: two worlds that differ only in who reviews whom; everything each student
+  receives is byte-identical once CSRF tokens, nonces, times and random ids are normalized.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from asgi_lifespan import LifespanManager
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import select
+
+from services.db import make_engine, make_sessionmaker, transaction
+from services.models import Paper, ReviewTask
+from tests.conftest import make_settings
+from tests.web import review_scenario
+from tests.web.review_scenario import STUDENTS, normalize, personas, random_ids
+from web.app import create_app
+
+
+async def test_canary_scan_over_every_review_route(
+    asgi: Any, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    people = personas(random_names=True)
+    rec = await review_scenario.run(asgi, sessions, people=people)
+    students = set(STUDENTS)
+    checked = 0
+    for viewer, responses in rec.responses.items():
+        for label, blob in responses:
+            checked += 1
+            for person in people.values():
+                if person.name == viewer:
+                    continue  # one's own name may appear ("Signed in as ...")
+                if viewer == "ivo" and person.name == "mona" and "audit" in label:
+                    continue  # instructors read who did what in the audit log
+                for canary in person.canaries:
+                    assert canary.encode() not in blob, (viewer, label, person.name)
+    assert checked > 300
+    # The recording covered real content, not just refusals.
+    ada = b"".join(blob for _, blob in rec.responses["ada"])
+    assert b"Reviewer 1" in ada and b'<mark class="evidence">' in ada and b"Paper " in ada
+    mona = b"".join(blob for _, blob in rec.responses["mona"])
+    assert b"Krippendorff" in mona and b"event: completion" in mona
+    assert students <= set(rec.responses)
+
+
+@pytest.fixture
+async def two_worlds(
+    sqlite_template: Path, tmp_path: Path
+) -> AsyncIterator[list[tuple[Any, async_sessionmaker[AsyncSession]]]]:
+    worlds = []
+    managers = []
+    engines = []
+    for name in ("left", "right"):
+        path = tmp_path / f"{name}.db"
+        shutil.copyfile(sqlite_template, path)
+        url = f"sqlite+aiosqlite:///{path}"
+        engine = make_engine(url)
+        engines.append(engine)
+        manager = LifespanManager(create_app(make_settings(url)))
+        await manager.__aenter__()
+        managers.append(manager)
+        worlds.append((manager.app, make_sessionmaker(engine)))
+    yield worlds
+    for manager in managers:
+        await manager.__aexit__(None, None, None)
+    for engine in engines:
+        await engine.dispose()
+
+
+async def pairs(sessions: async_sessionmaker[AsyncSession]) -> set[tuple[int, int]]:
+    async with transaction(sessions, write=False) as session:
+        rows = await session.execute(
+            select(Paper.author_id, ReviewTask.reviewer_id).join(
+                Paper,
+                Paper.id == ReviewTask.paper_id,  # type: ignore[arg-type]
+            )
+        )
+        return {(a, r) for a, r in rows.all()}
+
+
+async def test_students_cannot_tell_who_reviews_whom(
+    two_worlds: list[tuple[Any, async_sessionmaker[AsyncSession]]],
+) -> None:
+    people = personas(random_names=False)
+    (left_app, left_db), (right_app, right_db) = two_worlds
+    left = await review_scenario.run(left_app, left_db, people=people, seed="left-seed")
+    right = await review_scenario.run(right_app, right_db, people=people, seed="right-seed")
+    assert await pairs(left_db) != await pairs(right_db), (
+        "the worlds must differ in who reviews whom"
+    )
+    left_ids, right_ids = await random_ids(left_db), await random_ids(right_db)
+    for student in STUDENTS:
+        seen_left = [
+            (label, normalize(b, ids=left_ids, tokens=set()))
+            for label, b in left.responses[student]
+        ]
+        seen_right = [
+            (label, normalize(b, ids=right_ids, tokens=set()))
+            for label, b in right.responses[student]
+        ]
+        assert len(seen_left) == len(seen_right), student
+        for (label, a), (_, b) in zip(seen_left, seen_right, strict=True):
+            assert a == b, (
+                student,
+                label,
+                a.decode(errors="replace")[:2000],
+                b.decode(errors="replace")[:2000],
+            )

@@ -1,0 +1,645 @@
+"""Peer review endpoints: the JSON API and the pages. Each parses its input, calls one
+service function inside one unit of work and renders the per-viewer view it gets back."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import orjson
+from pydantic import BaseModel, Field
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+from starlette.datastructures import FormData
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from services import (
+    allocation,
+    assignments,
+    cohorts,
+    events,
+    papers,
+    phases,
+    policy,
+    reveals,
+    reviews,
+    stance,
+)
+from services.errors import Invalid, NotFound, Problem
+from services.models import (
+    Assignment,
+    ComponentStance,
+    Event,
+    Phase,
+    ReviewTask,
+    Stance,
+)
+from services.policy import Actor
+from services.views import (
+    AllocationPaperView,
+    AllocationTaskView,
+    AllocationView,
+    PhaseView,
+)
+from web import live
+from web.context import templates_of, unit_of_work
+from web.endpoints.pages import FLASH_KEY, page_unit
+from web.endpoints.parsing import read_model
+from web.responses import json_response
+
+# --- request bodies ------------------------------------------------------------------------
+
+
+class PaperWrite(BaseModel):
+    body: str = Field(max_length=200_000, description="The paper, in markdown")
+    submit: bool = Field(default=False, description="Submit it (drafts are saved either way)")
+
+
+class QuoteBody(BaseModel):
+    component: str | None = Field(
+        default=None, max_length=64, description="Rubric component key; null: overall stance"
+    )
+    text: str = Field(max_length=4000, description="An exact passage of the paper")
+
+
+class ReviewWrite(BaseModel):
+    overall_stance: Stance | None = None
+    components: dict[str, ComponentStance] = Field(default_factory=dict)
+    evidence: list[QuoteBody] = Field(default_factory=list, max_length=100)
+    rationale: str = Field(default="", max_length=40_000)
+    suggestion: str = Field(default="", max_length=40_000)
+    version: int | None = Field(
+        default=None, description="The review version you last saw (0 for a new review)"
+    )
+    submit: bool = False
+
+
+class RatingWrite(BaseModel):
+    rating: int = Field(description="1 (not helpful) to 5 (very helpful)")
+    comment: str = Field(default="", max_length=4000)
+
+
+class RevealRequest(BaseModel):
+    paper: str = Field(max_length=16, description='The paper\'s code ("K7Q2")')
+    target: Literal["author", "reviewers"]
+    reason: str = Field(max_length=4000, description="Why (10 characters at least); audited")
+
+
+class PhaseChange(BaseModel):
+    phase: Phase
+
+
+class ManualAssign(BaseModel):
+    paper: str = Field(max_length=32, description="The paper's opaque id")
+    reviewer: int = Field(description="The student's user id (from the members list)")
+
+
+class TaskMove(BaseModel):
+    reviewer: int = Field(description="The student's user id (from the members list)")
+
+
+class ExclusionCreate(BaseModel):
+    reviewer: int
+    author: int
+
+
+def _review_input(data: ReviewWrite) -> reviews.ReviewInput:
+    return reviews.ReviewInput(
+        overall_stance=data.overall_stance,
+        components=dict(data.components),
+        evidence=[reviews.QuoteInput(q.component, q.text) for q in data.evidence],
+        rationale=data.rationale,
+        suggestion=data.suggestion,
+    )
+
+
+def _assignment_id(request: Request) -> int:
+    value: int = request.path_params["assignment"]
+    return value
+
+
+# --- presenters for staff ------------------------------------------------------------------
+
+
+async def allocation_view(
+    session: AsyncSession, *, actor: Actor, assignment_id: int
+) -> AllocationView:
+    """The allocation as staff see it: papers by code, reviewers by number (no names)."""
+    assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
+    if not policy.can_manage_reviews(actor, assignment):
+        raise NotFound("No such assignment.")
+    rows = await session.execute(
+        select(ReviewTask)
+        .where(ReviewTask.assignment_id == assignment_id)
+        .order_by(col(ReviewTask.reviewer_number))
+    )
+    by_paper: dict[int, list[ReviewTask]] = {}
+    for task in rows.scalars():
+        by_paper.setdefault(task.paper_id, []).append(task)
+    views = [
+        AllocationPaperView(
+            id=p.public_id,
+            paper=papers.paper_label(p),
+            late=p.late,
+            submitted=p.submitted_at is not None,
+            tasks=[
+                AllocationTaskView(
+                    id=t.public_id,
+                    reviewer=f"Reviewer {t.reviewer_number}",
+                    status=t.status,
+                    by_hand=t.assigned_by_hand,
+                )
+                for t in by_paper.get(p.id or 0, [])
+            ],
+        )
+        for p in await papers.list_papers(session, assignment_id=assignment_id)
+    ]
+    return AllocationView(
+        assignment_id=assignment_id,
+        phase=assignment.phase,
+        reviews_per_paper=assignment.reviews_per_paper,
+        papers=views,
+        completion=await stance.completion(session, assignment_id=assignment_id),
+    )
+
+
+# --- JSON API ------------------------------------------------------------------------------
+
+
+async def api_my_paper(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        state = await papers.get_my_paper(
+            session, actor=actor, assignment_id=_assignment_id(request)
+        )
+        return json_response(papers.present_my_paper(state, actor=actor))
+
+
+async def api_save_paper(request: Request) -> Response:
+    data = await read_model(request, PaperWrite)
+    async with unit_of_work(request) as (session, actor):
+        state = await papers.save_paper(
+            session,
+            actor=actor,
+            assignment_id=_assignment_id(request),
+            body=data.body,
+            submit=data.submit,
+        )
+        view = papers.present_my_paper(state, actor=actor)
+    return json_response(view)
+
+
+async def api_allocation(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        return json_response(
+            await allocation_view(session, actor=actor, assignment_id=_assignment_id(request))
+        )
+
+
+async def api_allocate(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        await allocation.run_allocation(session, actor=actor, assignment_id=_assignment_id(request))
+        view = await allocation_view(session, actor=actor, assignment_id=_assignment_id(request))
+    return json_response(view)
+
+
+async def api_assign(request: Request) -> Response:
+    data = await read_model(request, ManualAssign)
+    async with unit_of_work(request) as (session, actor):
+        await allocation.assign_by_hand(
+            session,
+            actor=actor,
+            assignment_id=_assignment_id(request),
+            paper_public_id=data.paper,
+            reviewer_id=data.reviewer,
+        )
+        view = await allocation_view(session, actor=actor, assignment_id=_assignment_id(request))
+    return json_response(view, status_code=201)
+
+
+async def api_exclude(request: Request) -> Response:
+    data = await read_model(request, ExclusionCreate)
+    async with unit_of_work(request) as (session, actor):
+        await allocation.exclude_pair(
+            session,
+            actor=actor,
+            assignment_id=_assignment_id(request),
+            reviewer_id=data.reviewer,
+            author_id=data.author,
+        )
+    return Response(status_code=204)
+
+
+async def api_move_task(request: Request) -> Response:
+    data = await read_model(request, TaskMove)
+    async with unit_of_work(request) as (session, actor):
+        task = await allocation.move_task(
+            session,
+            actor=actor,
+            task_public_id=request.path_params["task"],
+            reviewer_id=data.reviewer,
+        )
+        view = await allocation_view(session, actor=actor, assignment_id=task.assignment_id)
+    return json_response(view)
+
+
+async def api_my_tasks(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        return json_response(
+            await reviews.list_my_tasks(session, actor=actor, assignment_id=_assignment_id(request))
+        )
+
+
+async def api_task(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        detail = await reviews.get_task(session, actor=actor, task_id=request.path_params["task"])
+        return json_response(reviews.present_task(detail, actor=actor))
+
+
+async def api_save_review(request: Request) -> Response:
+    data = await read_model(request, ReviewWrite)
+    async with unit_of_work(request) as (session, actor):
+        detail = await reviews.save_review(
+            session,
+            actor=actor,
+            task_id=request.path_params["task"],
+            data=_review_input(data),
+            expected_version=data.version,
+            submit=data.submit,
+        )
+        view = reviews.present_task(detail, actor=actor)
+    return json_response(view)
+
+
+async def api_reopen(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        detail = await reviews.reopen_review(
+            session, actor=actor, task_id=request.path_params["task"]
+        )
+        view = reviews.present_task(detail, actor=actor)
+    return json_response(view)
+
+
+async def api_feedback(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        return json_response(
+            await reviews.my_feedback(session, actor=actor, assignment_id=_assignment_id(request))
+        )
+
+
+async def api_rate(request: Request) -> Response:
+    data = await read_model(request, RatingWrite)
+    async with unit_of_work(request) as (session, actor):
+        view = await reviews.rate_review(
+            session,
+            actor=actor,
+            review_id=request.path_params["review"],
+            rating=data.rating,
+            comment=data.comment,
+        )
+    return json_response(view)
+
+
+async def api_stance(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        return json_response(
+            await stance.stance_report(session, actor=actor, assignment_id=_assignment_id(request))
+        )
+
+
+async def api_reveal(request: Request) -> Response:
+    data = await read_model(request, RevealRequest)
+    async with unit_of_work(request) as (session, actor):
+        view = await reveals.reveal(
+            session,
+            actor=actor,
+            assignment_id=_assignment_id(request),
+            paper_code=data.paper,
+            target=data.target,
+            reason=data.reason,
+        )
+    return json_response(view, status_code=201, headers={"Cache-Control": "no-store"})
+
+
+async def api_audit(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        return json_response(
+            await reveals.review_audit_log(
+                session, actor=actor, assignment_id=_assignment_id(request)
+            )
+        )
+
+
+async def api_phase(request: Request) -> Response:
+    data = await read_model(request, PhaseChange)
+    async with unit_of_work(request) as (session, actor):
+        assignment, made = await phases.change_phase(
+            session, actor=actor, assignment_id=_assignment_id(request), phase=data.phase
+        )
+        view = PhaseView(
+            assignment_id=assignment.id or 0, phase=assignment.phase, tasks_created=len(made)
+        )
+    return json_response(view)
+
+
+# --- live status ---------------------------------------------------------------------------
+
+
+async def _render_events(
+    session: AsyncSession, actor: Actor, batch: Sequence[Event], assignment_id: int
+) -> list[tuple[int, str, str]]:
+    """Staff get completion counts; a reviewer gets only their own tasks' changes (never a
+    count or event that ticks when someone else works)."""
+    try:
+        assignment = await policy.access_assignment(
+            session, actor=actor, assignment_id=assignment_id
+        )
+    except NotFound:
+        return []
+    staff = policy.can_manage_reviews(actor, assignment)
+    out: list[tuple[int, str, str]] = []
+    if staff:
+        last = batch[-1]
+        done = await stance.completion(session, assignment_id=assignment_id)
+        payload: dict[str, Any] = {"kind": "completion", "completion": done.model_dump()}
+        out.append((last.id or 0, "completion", orjson.dumps(payload).decode()))
+        return out
+    mine = await reviews.list_my_tasks(session, actor=actor, assignment_id=assignment_id)
+    tasks = {t.id: t for t in mine}
+    ids = {e.task_id for e in batch if e.task_id is not None}
+    public: dict[int | None, str] = {}
+    if ids:
+        rows = await session.execute(
+            select(ReviewTask.id, ReviewTask.public_id).where(col(ReviewTask.id).in_(ids))
+        )
+        public = dict(rows.all())
+    for event in batch:
+        if event.kind == "phase.changed":
+            out.append(
+                (event.id or 0, "phase", orjson.dumps({"phase": assignment.phase.value}).decode())
+            )
+            continue
+        task = tasks.get(public.get(event.task_id or 0, ""))
+        if task is None:
+            continue
+        out.append((event.id or 0, "task", task.model_dump_json()))
+    return out
+
+
+async def api_review_events(request: Request) -> Response:
+    assignment_id = _assignment_id(request)
+    channel = events.assignment_channel(assignment_id)
+    async with unit_of_work(request) as (session, actor):
+        await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
+        start = live.last_event_id(request)
+        if start < 0:
+            start = await events.latest_id(session, channel=channel)
+
+    async def render(
+        session: AsyncSession, actor: Actor, batch: Sequence[Event]
+    ) -> list[tuple[int, str, str]]:
+        return await _render_events(session, actor, batch, assignment_id)
+
+    if request.query_params.get("poll") == "1":
+        async with unit_of_work(request) as (session, actor):
+            batch = await events.since(session, channel=channel, after_id=start)
+            rendered = await render(session, actor, batch) if batch else []
+        body = "".join(f"id: {i}\nevent: {n}\ndata: {d}\n\n" for i, n, d in rendered)
+        return Response(body, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+    return live.stream(request, channel=channel, start_after=start, render=render)
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+def _render(
+    request: Request, template: str, context: dict[str, Any], status: int = 200
+) -> Response:
+    session = request.scope.get("session")
+    flash = session.pop(FLASH_KEY, None) if session is not None else None
+    return templates_of(request).TemplateResponse(
+        request, template, {**context, "flash": flash}, status_code=status
+    )
+
+
+def _redirect(request: Request, path: str, message: str) -> Response:
+    session = request.scope.get("session")
+    if session is not None:
+        session[FLASH_KEY] = message
+    return RedirectResponse(path, status_code=303)
+
+
+def _signin(request: Request) -> Response:
+    return RedirectResponse(
+        f"{request.app.url_path_for('auth:signin')}?next={request.url.path}", status_code=303
+    )
+
+
+def _field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value if isinstance(value, str) else ""
+
+
+async def _context(session: AsyncSession, actor: Actor, assignment_id: int) -> dict[str, Any]:
+    detail = await assignments.get_assignment(session, actor=actor, assignment_id=assignment_id)
+    return {
+        "assignment": assignments.present_assignment(detail, actor=actor),
+        "cohort": cohorts.present_cohort(detail.cohort, actor=actor),
+    }
+
+
+async def paper_page(request: Request) -> Response:
+    async with page_unit(request) as (session, caller):
+        if caller.user is None:
+            return _signin(request)
+        ctx = await _context(session, caller.actor, _assignment_id(request))
+        state = await papers.get_my_paper(
+            session, actor=caller.actor, assignment_id=_assignment_id(request)
+        )
+        view = papers.present_my_paper(state, actor=caller.actor)
+    return _render(request, "paper.html", {**ctx, "paper": view})
+
+
+async def paper_form(request: Request) -> Response:
+    form = await request.form()
+    submit = _field(form, "action") == "submit"
+    async with page_unit(request, form) as (session, caller):
+        if caller.user is None:
+            return _signin(request)
+        await papers.save_paper(
+            session,
+            actor=caller.actor,
+            assignment_id=_assignment_id(request),
+            body=_field(form, "body"),
+            submit=submit,
+        )
+    message = "Your paper is submitted." if submit else "Your draft is saved."
+    path = request.app.url_path_for("reviews:paper", assignment=str(_assignment_id(request)))
+    return _redirect(request, str(path), message)
+
+
+async def tasks_page(request: Request) -> Response:
+    async with page_unit(request) as (session, caller):
+        if caller.user is None:
+            return _signin(request)
+        ctx = await _context(session, caller.actor, _assignment_id(request))
+        tasks = await reviews.list_my_tasks(
+            session, actor=caller.actor, assignment_id=_assignment_id(request)
+        )
+    return _render(request, "tasks.html", {**ctx, "tasks": tasks})
+
+
+async def review_page(request: Request) -> Response:
+    async with page_unit(request) as (session, caller):
+        if caller.user is None:
+            return _signin(request)
+        detail = await reviews.get_task(
+            session, actor=caller.actor, task_id=request.path_params["task"]
+        )
+        view = reviews.present_task(detail, actor=caller.actor)
+        ctx = await _context(session, caller.actor, view.assignment_id)
+    quotes = [e.model_dump() for e in view.review.evidence] if view.review else []
+    state = {
+        "task": view.id,
+        "version": view.review.version if view.review else 0,
+        "quotes": quotes,
+        "api": str(request.app.url_path_for("api:reviews:save", task=view.id)),
+    }
+    return _render(
+        request,
+        "review.html",
+        {
+            **ctx,
+            "task": view,
+            "stances": [s for s in Stance],
+            "component_stances": [c for c in ComponentStance],
+            "current": {c.key: c.stance for c in view.review.components} if view.review else {},
+            # Inline JSON: escape <, > and & so no quoted text can close the script element.
+            "state_json": orjson.dumps(state)
+            .decode()
+            .replace("<", "\\u003c")
+            .replace(">", "\\u003e")
+            .replace("&", "\\u0026"),
+        },
+    )
+
+
+async def feedback_page(request: Request) -> Response:
+    async with page_unit(request) as (session, caller):
+        if caller.user is None:
+            return _signin(request)
+        ctx = await _context(session, caller.actor, _assignment_id(request))
+        view = await reviews.my_feedback(
+            session, actor=caller.actor, assignment_id=_assignment_id(request)
+        )
+    labels = {c.key: c.label for c in ctx["assignment"].rubric.components}
+    return _render(request, "feedback.html", {**ctx, "feedback": view, "labels": labels})
+
+
+async def rating_form(request: Request) -> Response:
+    form = await request.form()
+    raw = _field(form, "rating")
+    if not raw.isdigit():
+        raise Invalid(problems=[Problem("choose 1 to 5", field="rating")])
+    async with page_unit(request, form) as (session, caller):
+        if caller.user is None:
+            return _signin(request)
+        await reviews.rate_review(
+            session,
+            actor=caller.actor,
+            review_id=request.path_params["review"],
+            rating=int(raw),
+            comment=_field(form, "comment"),
+        )
+    back = _field(form, "back")
+    if not back.startswith("/assignments/"):
+        back = "/"
+    return _redirect(request, back, "Thank you: your rating is saved.")
+
+
+async def dashboard_page(request: Request) -> Response:
+    assignment_id = _assignment_id(request)
+    async with page_unit(request) as (session, caller):
+        if caller.user is None:
+            return _signin(request)
+        ctx = await _context(session, caller.actor, assignment_id)
+        alloc = await allocation_view(session, actor=caller.actor, assignment_id=assignment_id)
+        report = await stance.stance_report(
+            session, actor=caller.actor, assignment_id=assignment_id
+        )
+        model = await session.get(Assignment, assignment_id)
+        assert model is not None
+        can_phase = policy.can_change_phase(caller.actor, model)
+    return _render(
+        request,
+        "review_dashboard.html",
+        {
+            **ctx,
+            "alloc": alloc,
+            "report": report,
+            "moves": phases.allowed_moves(alloc.phase) if can_phase else [],
+            "chart": stance_chart(report.overall),
+        },
+    )
+
+
+async def phase_form(request: Request) -> Response:
+    form = await request.form()
+    try:
+        phase = Phase(_field(form, "phase"))
+    except ValueError:
+        raise Invalid(problems=[Problem("is not a phase", field="phase")]) from None
+    async with page_unit(request, form) as (session, caller):
+        _, made = await phases.change_phase(
+            session, actor=caller.actor, assignment_id=_assignment_id(request), phase=phase
+        )
+    path = request.app.url_path_for("reviews:dashboard", assignment=str(_assignment_id(request)))
+    extra = f" {len(made)} review tasks were allocated." if made else ""
+    return _redirect(request, str(path), f"The assignment is now in {phase.value}.{extra}")
+
+
+async def allocate_form(request: Request) -> Response:
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        made = await allocation.run_allocation(
+            session, actor=caller.actor, assignment_id=_assignment_id(request)
+        )
+    path = request.app.url_path_for("reviews:dashboard", assignment=str(_assignment_id(request)))
+    return _redirect(request, str(path), f"Allocation is complete ({len(made)} new tasks).")
+
+
+async def reveal_form(request: Request) -> Response:
+    form = await request.form()
+    target = _field(form, "target")
+    if target not in ("author", "reviewers"):
+        raise Invalid(problems=[Problem("choose author or reviewers", field="target")])
+    assignment_id = _assignment_id(request)
+    async with page_unit(request, form) as (session, caller):
+        view = await reveals.reveal(
+            session,
+            actor=caller.actor,
+            assignment_id=assignment_id,
+            paper_code=_field(form, "paper"),
+            target=target,  # type: ignore[arg-type]
+            reason=_field(form, "reason"),
+        )
+        ctx = await _context(session, caller.actor, assignment_id)
+    response = _render(request, "reveal.html", {**ctx, "reveal": view})
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+def stance_chart(counts: Sequence[Any]) -> dict[str, Any]:
+    """A horizontal bar chart of stance counts, drawn as SVG on the server."""
+    labels = {s.value: s.value.replace("_", " ") for s in Stance}
+    top = max((c.count for c in counts), default=0) or 1
+    bars = [
+        {
+            "label": labels.get(c.stance, c.stance),
+            "count": c.count,
+            "width": round(300 * c.count / top),
+            "y": 10 + i * 28,
+        }
+        for i, c in enumerate(counts)
+    ]
+    return {"bars": bars, "height": 20 + 28 * len(bars)}
