@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy import Connection, MetaData, event
 from sqlalchemy.engine.interfaces import DBAPIConnection
 from sqlalchemy.ext.asyncio import (
@@ -96,3 +97,10 @@ async def transaction(
     async with sessions() as session, session.begin():
         await session.connection(execution_options={WRITE_OPTION: write})
         yield session
+
+
+def core_select(*columns: Any) -> Any:
+    """A plain SQLAlchemy Core select for wide or aggregate rows. SQLModel's `select` is typed
+    for at most four columns and SQLAlchemy's stubs reject model attributes in expressions,
+    so these queries are checked by tests rather than by mypy."""
+    return sa.select(*columns)

@@ -609,3 +609,74 @@ class ReviewRating(SQLModel, table=True):
     comment: str = Field(default="", sa_type=sa.Text)
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
+
+
+# --- exemplars (issue 6) -------------------------------------------------------------------
+
+
+class ExemplarKind(StrEnum):
+    post = "post"
+    paper = "paper"
+    passage = "passage"  # a passage of a paper
+    review = "review"  # a stance review, shown with its stances and evidence
+    sample_paper = "sample_paper"  # the paper that came with the assignment document
+
+
+class ExemplarStatus(StrEnum):
+    draft = "draft"
+    published = "published"
+
+
+class Attribution(StrEnum):
+    """The author's choice; until they choose, work is shown anonymously (the default)."""
+
+    pending = "pending"
+    anonymous = "anonymous"
+    named = "named"
+    declined = "declined"  # never shown
+    assignment = "assignment"  # the sample paper: attributed to the assignment itself
+
+
+class Exemplar(SQLModel, table=True):
+    """A curated snapshot of a response, with the curator's note. The snapshot does not follow
+    later edits of the original; curators see that the original changed and may refresh."""
+
+    __tablename__ = "exemplars"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=24, unique=True)
+    assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", index=True)
+    question_id: int | None = Field(
+        default=None, foreign_key="questions.id", ondelete="CASCADE", nullable=True, index=True
+    )
+    kind: ExemplarKind = Field(sa_type=_enum(ExemplarKind))
+    source_post_id: int | None = Field(
+        default=None, foreign_key="posts.id", ondelete="SET NULL", nullable=True
+    )
+    source_paper_id: int | None = Field(
+        default=None, foreign_key="papers.id", ondelete="SET NULL", nullable=True
+    )
+    source_review_id: int | None = Field(
+        default=None, foreign_key="reviews.id", ondelete="SET NULL", nullable=True
+    )
+    source_version: int = Field(default=1)
+    author_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="CASCADE", nullable=True, index=True
+    )
+    title: str = Field(max_length=200)
+    body: str = Field(sa_type=sa.Text)
+    body_html: str = Field(sa_type=sa.Text)
+    details: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON)
+    note: str = Field(default="", sa_type=sa.Text)
+    note_html: str = Field(default="", sa_type=sa.Text)
+    position: int = Field(default=0)
+    status: ExemplarStatus = Field(default=ExemplarStatus.draft, sa_type=_enum(ExemplarStatus))
+    attribution: Attribution = Field(default=Attribution.pending, sa_type=_enum(Attribution))
+    attribution_at: datetime | None = _when(default=None, nullable=True)
+    version: int = Field(default=1)
+    created_by_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL", nullable=True
+    )
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+    refreshed_at: datetime = _when(default_factory=utcnow)

@@ -8,6 +8,7 @@ operation is served, and real responses validate against their documented schema
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -164,7 +165,7 @@ def build_document(
 
 
 def _path_params(path: str) -> list[str]:
-    return [part[1:-1].split(":")[0] for part in path.split("/") if part.startswith("{")]
+    return re.findall(r"\{([^}:]+)(?::[^}]*)?\}", path)
 
 
 class ApiRoute(Route):

@@ -19,7 +19,11 @@ from services.db import make_engine, make_sessionmaker, transaction
 from services.models import Phase, Role
 from services.policy import Actor
 from tests.conftest import People, make_settings
-from tests.web import route_expectations_discussions, route_expectations_reviews
+from tests.web import (
+    route_expectations_discussions,
+    route_expectations_exemplars,
+    route_expectations_reviews,
+)
 from tests.web.policy_support import (
     API_MEMBER,
     PAGE_MEMBER,
@@ -36,7 +40,7 @@ from tests.web.policy_support import (
 )
 from web.app import create_app
 
-AREAS = (route_expectations_discussions, route_expectations_reviews)
+AREAS = (route_expectations_discussions, route_expectations_reviews, route_expectations_exemplars)
 
 EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
     ("home", "GET"): (get("/"), same(200)),

@@ -1,0 +1,626 @@
+"""Exemplars: curated snapshots of good responses, shown in a gallery per question and per
+assignment, with the curator's note and the author's consent.
+
+A nomination copies the work as it is (a snapshot), tells the author, and shows it
+anonymously until they choose otherwise: under their alias, under their name, or not at all
+(a decline removes it from every gallery). Curators see when the original has changed since
+and may refresh the snapshot.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col, select
+
+from services import audit, policy
+from services.aliases import alias_for
+from services.errors import Conflict, Invalid, NotFound, Problem
+from services.markdown import render_markdown_bounded
+from services.models import (
+    Alias,
+    Assignment,
+    Attribution,
+    Cohort,
+    ComponentStance,
+    EvidenceQuote,
+    Exemplar,
+    ExemplarKind,
+    ExemplarStatus,
+    Notification,
+    Paper,
+    PaperVersion,
+    Post,
+    Question,
+    Review,
+    ReviewComponent,
+    ReviewTask,
+    RubricComponent,
+    Thread,
+    User,
+    utcnow,
+)
+from services.policy import Actor
+from services.views import ExemplarView
+
+MAX_NOTE_CHARS = 5_000
+MAX_TITLE_CHARS = 200
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    title: str
+    body: str
+    body_html: str
+    version: int
+    author_id: int | None
+    details: dict[str, Any]
+
+
+async def _assignment_and_cohort(
+    session: AsyncSession, *, actor: Actor, assignment_id: int
+) -> tuple[Assignment, Cohort]:
+    assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
+    cohort = await session.get(Cohort, assignment.cohort_id)
+    assert cohort is not None
+    return assignment, cohort
+
+
+async def _curated(
+    session: AsyncSession, *, actor: Actor, assignment_id: int
+) -> tuple[Assignment, Cohort]:
+    assignment, cohort = await _assignment_and_cohort(
+        session, actor=actor, assignment_id=assignment_id
+    )
+    if not policy.can_curate_exemplars(actor, cohort):
+        raise NotFound("No such assignment.")
+    return assignment, cohort
+
+
+# --- snapshots of each kind of source ------------------------------------------------------
+
+
+async def _snapshot_post(session: AsyncSession, assignment: Assignment, ref: str) -> Snapshot:
+    row = (
+        await session.execute(
+            select(Post, Thread, Question)
+            .join(Thread, col(Thread.id) == Post.thread_id)
+            .join(Question, col(Question.id) == Thread.question_id)
+            .where(Post.public_id == ref)
+        )
+    ).one_or_none()
+    if row is None or row[2].assignment_id != assignment.id:
+        raise NotFound("No such post in this assignment.")
+    post, thread, _ = row
+    if post.deleted_at is not None or post.hidden_at is not None:
+        raise Invalid("A deleted or hidden post cannot be an exemplar.")
+    return Snapshot(
+        title=thread.title,
+        body=post.body,
+        body_html=post.body_html,
+        version=post.version,
+        author_id=post.author_id,
+        details={"question_id": thread.question_id},
+    )
+
+
+async def _paper(
+    session: AsyncSession, assignment: Assignment, ref: str
+) -> tuple[Paper, PaperVersion]:
+    paper = await session.scalar(select(Paper).where(Paper.public_id == ref))
+    if paper is None or paper.assignment_id != assignment.id or paper.submitted_at is None:
+        raise NotFound("No such submitted paper in this assignment.")
+    version = await session.scalar(
+        select(PaperVersion).where(
+            PaperVersion.paper_id == paper.id, PaperVersion.version == paper.current_version
+        )
+    )
+    assert version is not None
+    return paper, version
+
+
+async def _snapshot_paper(
+    session: AsyncSession,
+    assignment: Assignment,
+    ref: str,
+    passage: tuple[int, int] | None,
+) -> Snapshot:
+    paper, version = await _paper(session, assignment, ref)
+    if passage is None:
+        return Snapshot(
+            title=f"Paper {paper.code}",
+            body=version.body,
+            body_html=version.body_html,
+            version=version.version,
+            author_id=paper.author_id,
+            details={"paper_code": paper.code},
+        )
+    start, end = passage
+    if not 0 <= start < end <= len(version.body) or end - start > 20_000:
+        raise Invalid(problems=[Problem("is not a passage of the paper", field="passage")])
+    text = version.body[start:end]
+    return Snapshot(
+        title=f"A passage of paper {paper.code}",
+        body=text,
+        body_html=await render_markdown_bounded(text, field="passage"),
+        version=version.version,
+        author_id=paper.author_id,
+        details={"paper_code": paper.code, "start": start, "end": end},
+    )
+
+
+async def _snapshot_review(session: AsyncSession, assignment: Assignment, ref: str) -> Snapshot:
+    row = (
+        await session.execute(
+            select(Review, ReviewTask, Paper)
+            .join(ReviewTask, col(ReviewTask.id) == Review.task_id)
+            .join(Paper, col(Paper.id) == ReviewTask.paper_id)
+            .where(Review.public_id == ref)
+        )
+    ).one_or_none()
+    if row is None or row[2].assignment_id != assignment.id or row[0].submitted_at is None:
+        raise NotFound("No such submitted review in this assignment.")
+    review, task, paper = row
+    components = (
+        await session.execute(
+            select(RubricComponent.id, RubricComponent.label, ReviewComponent.stance)
+            .join(ReviewComponent, col(ReviewComponent.component_id) == RubricComponent.id)
+            .where(ReviewComponent.review_id == review.id)
+            .order_by(col(RubricComponent.position))
+        )
+    ).all()
+    quotes = (
+        await session.execute(
+            select(EvidenceQuote.component_id, EvidenceQuote.text)
+            .where(EvidenceQuote.review_id == review.id)
+            .order_by(col(EvidenceQuote.start))
+        )
+    ).all()
+    evidence: dict[str, list[str]] = {}
+    for component_id, quote in quotes:
+        evidence.setdefault(str(component_id or "overall"), []).append(quote)
+    body = "\n\n".join(part for part in (review.rationale, review.suggestion) if part)
+    return Snapshot(
+        title=f"A review of paper {paper.code}",
+        body=body,
+        body_html=await render_markdown_bounded(body or "", field="review"),
+        version=review.version,
+        author_id=task.reviewer_id,
+        details={
+            "paper_code": paper.code,
+            "source": assignment.stance_source,
+            "overall_stance": review.overall_stance.value if review.overall_stance else None,
+            "components": [
+                {
+                    "label": label,
+                    "stance": ComponentStance(stance).value,
+                    "evidence": evidence.get(str(cid), []),
+                }
+                for cid, label, stance in components
+            ],
+            "overall_evidence": evidence.get("overall", []),
+        },
+    )
+
+
+def _snapshot_sample(assignment: Assignment) -> Snapshot:
+    if not assignment.sample_paper or not assignment.sample_paper_html:
+        raise Invalid("This assignment came without a sample paper.")
+    return Snapshot(
+        title="The sample paper",
+        body=assignment.sample_paper,
+        body_html=assignment.sample_paper_html,
+        version=assignment.version,
+        author_id=None,
+        details={},
+    )
+
+
+async def _snapshot(
+    session: AsyncSession,
+    assignment: Assignment,
+    *,
+    kind: ExemplarKind,
+    source: str | None,
+    passage: tuple[int, int] | None,
+) -> Snapshot:
+    if kind is ExemplarKind.sample_paper:
+        return _snapshot_sample(assignment)
+    if not source:
+        raise Invalid(problems=[Problem("is required for this kind", field="source")])
+    if kind is ExemplarKind.post:
+        return await _snapshot_post(session, assignment, source)
+    if kind is ExemplarKind.review:
+        return await _snapshot_review(session, assignment, source)
+    if kind is ExemplarKind.passage and passage is None:
+        raise Invalid(problems=[Problem("is required for a passage", field="passage")])
+    return await _snapshot_paper(
+        session, assignment, source, passage if kind is ExemplarKind.passage else None
+    )
+
+
+# --- curation ------------------------------------------------------------------------------
+
+
+def _clean_note(note: str) -> str:
+    if len(note) > MAX_NOTE_CHARS or "\x00" in note:
+        raise Invalid(
+            problems=[Problem(f"must be at most {MAX_NOTE_CHARS} characters", field="note")]
+        )
+    return note.strip()
+
+
+async def nominate(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    assignment_id: int,
+    kind: ExemplarKind,
+    source: str | None = None,
+    passage: tuple[int, int] | None = None,
+    question_id: int | None = None,
+    note: str = "",
+    position: int | None = None,
+    publish: bool = False,
+) -> Exemplar:
+    """A curator nominates a post, paper, passage, review or the sample paper as an exemplar
+    for a question (or the whole assignment); the author is told and may decline."""
+    assignment, cohort = await _curated(session, actor=actor, assignment_id=assignment_id)
+    if question_id is not None:
+        question = await session.get(Question, question_id)
+        if question is None or question.assignment_id != assignment.id:
+            raise Invalid(
+                problems=[Problem("is not a question of this assignment", field="question_id")]
+            )
+    snapshot = await _snapshot(session, assignment, kind=kind, source=source, passage=passage)
+    note = _clean_note(note)
+    if position is None:
+        last = await session.scalar(
+            select(Exemplar.position)
+            .where(Exemplar.assignment_id == assignment.id, Exemplar.question_id == question_id)
+            .order_by(col(Exemplar.position).desc())
+            .limit(1)
+        )
+        position = (last or 0) + 1
+    exemplar = Exemplar(
+        public_id=secrets.token_urlsafe(9),
+        assignment_id=assignment.id or 0,
+        question_id=question_id,
+        kind=kind,
+        source_post_id=None,
+        source_version=snapshot.version,
+        author_id=snapshot.author_id,
+        title=snapshot.title[:MAX_TITLE_CHARS],
+        body=snapshot.body,
+        body_html=snapshot.body_html,
+        details=snapshot.details,
+        note=note,
+        note_html=await render_markdown_bounded(note, field="note"),
+        position=position,
+        status=ExemplarStatus.published if publish else ExemplarStatus.draft,
+        attribution=Attribution.assignment if snapshot.author_id is None else Attribution.pending,
+        created_by_id=actor.user_id,
+    )
+    await _link_source(session, exemplar, kind=kind, source=source)
+    session.add(exemplar)
+    await session.flush()
+    if snapshot.author_id is not None:
+        # Drawn now, in a write unit, so galleries only ever read it.
+        await alias_for(session, assignment_id=exemplar.assignment_id, user_id=snapshot.author_id)
+        session.add(
+            Notification(
+                user_id=snapshot.author_id,
+                kind="exemplar.nominated",
+                assignment_id=exemplar.assignment_id,
+                message=(
+                    f"Your work was nominated as an exemplar in “{assignment.title}”. "
+                    "It is shown anonymously unless you choose otherwise; you can also "
+                    "decline."
+                ),
+            )
+        )
+    await audit.record(
+        session,
+        actor=actor,
+        cohort_id=cohort.id,
+        action="exemplar.nominate",
+        target_type="exemplar",
+        target_id=exemplar.public_id,
+        details={"kind": kind.value},
+    )
+    await session.flush()
+    return exemplar
+
+
+async def _link_source(
+    session: AsyncSession, exemplar: Exemplar, *, kind: ExemplarKind, source: str | None
+) -> None:
+    if kind is ExemplarKind.post:
+        exemplar.source_post_id = await session.scalar(
+            select(Post.id).where(Post.public_id == source)
+        )
+    elif kind in (ExemplarKind.paper, ExemplarKind.passage):
+        exemplar.source_paper_id = await session.scalar(
+            select(Paper.id).where(Paper.public_id == source)
+        )
+    elif kind is ExemplarKind.review:
+        exemplar.source_review_id = await session.scalar(
+            select(Review.id).where(Review.public_id == source)
+        )
+
+
+async def _load(session: AsyncSession, *, public_id: str) -> Exemplar:
+    exemplar = await session.scalar(select(Exemplar).where(Exemplar.public_id == public_id))
+    if exemplar is None:
+        raise NotFound("No such exemplar.")
+    return exemplar
+
+
+async def _curated_exemplar(
+    session: AsyncSession, *, actor: Actor, public_id: str
+) -> tuple[Exemplar, Cohort]:
+    exemplar = await _load(session, public_id=public_id)
+    assignment = await session.get(Assignment, exemplar.assignment_id)
+    cohort = await session.get(Cohort, assignment.cohort_id) if assignment else None
+    if cohort is None or not policy.can_curate_exemplars(actor, cohort):
+        raise NotFound("No such exemplar.")
+    return exemplar, cohort
+
+
+async def update(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    public_id: str,
+    version: int,
+    note: str | None = None,
+    position: int | None = None,
+    status: ExemplarStatus | None = None,
+    question_id: int | None = None,
+    clear_question: bool = False,
+) -> Exemplar:
+    """Curators edit the note, order, visibility or question; stale versions get 409."""
+    exemplar, cohort = await _curated_exemplar(session, actor=actor, public_id=public_id)
+    if version != exemplar.version:
+        raise Conflict(f"This exemplar changed meanwhile (now version {exemplar.version}).")
+    if note is not None:
+        exemplar.note = _clean_note(note)
+        exemplar.note_html = await render_markdown_bounded(exemplar.note, field="note")
+    if position is not None:
+        exemplar.position = position
+    if status is not None and status is not exemplar.status:
+        exemplar.status = status
+        await audit.record(
+            session, actor=actor, cohort_id=cohort.id, action=f"exemplar.{status.value}",
+            target_type="exemplar", target_id=exemplar.public_id,
+        )  # fmt: skip
+    if clear_question:
+        exemplar.question_id = None
+    elif question_id is not None:
+        question = await session.get(Question, question_id)
+        if question is None or question.assignment_id != exemplar.assignment_id:
+            raise Invalid(
+                problems=[Problem("is not a question of this assignment", field="question_id")]
+            )
+        exemplar.question_id = question_id
+    exemplar.version += 1
+    exemplar.updated_at = utcnow()
+    await session.flush()
+    return exemplar
+
+
+async def refresh(session: AsyncSession, *, actor: Actor, public_id: str) -> Exemplar:
+    """Curators take a new snapshot of a changed original (the note and consent stay)."""
+    exemplar, _ = await _curated_exemplar(session, actor=actor, public_id=public_id)
+    assignment = await session.get(Assignment, exemplar.assignment_id)
+    assert assignment is not None
+    source = await _source_ref(session, exemplar)
+    passage = None
+    if exemplar.kind is ExemplarKind.passage:
+        passage = (int(exemplar.details["start"]), int(exemplar.details["end"]))
+    snapshot = await _snapshot(
+        session, assignment, kind=exemplar.kind, source=source, passage=passage
+    )
+    exemplar.title, exemplar.body, exemplar.body_html = (
+        snapshot.title[:MAX_TITLE_CHARS], snapshot.body, snapshot.body_html,
+    )  # fmt: skip
+    exemplar.details, exemplar.source_version = snapshot.details, snapshot.version
+    exemplar.refreshed_at = exemplar.updated_at = utcnow()
+    exemplar.version += 1
+    await session.flush()
+    return exemplar
+
+
+async def _source_ref(session: AsyncSession, exemplar: Exemplar) -> str | None:
+    if exemplar.source_post_id is not None:
+        return await session.scalar(
+            select(Post.public_id).where(Post.id == exemplar.source_post_id)
+        )
+    if exemplar.source_paper_id is not None:
+        return await session.scalar(
+            select(Paper.public_id).where(Paper.id == exemplar.source_paper_id)
+        )
+    if exemplar.source_review_id is not None:
+        return await session.scalar(
+            select(Review.public_id).where(Review.id == exemplar.source_review_id)
+        )
+    if exemplar.kind is ExemplarKind.sample_paper:
+        return None
+    raise Invalid("The original of this exemplar no longer exists.")
+
+
+async def remove(session: AsyncSession, *, actor: Actor, public_id: str) -> None:
+    exemplar, cohort = await _curated_exemplar(session, actor=actor, public_id=public_id)
+    await session.delete(exemplar)
+    await audit.record(
+        session, actor=actor, cohort_id=cohort.id, action="exemplar.remove",
+        target_type="exemplar", target_id=public_id,
+    )  # fmt: skip
+    await session.flush()
+
+
+async def choose_attribution(
+    session: AsyncSession, *, actor: Actor, public_id: str, choice: Attribution
+) -> Exemplar:
+    """Only the author chooses how their work is shown: anonymously, by name, or not at all."""
+    exemplar = await _load(session, public_id=public_id)
+    if actor.user_id is None or exemplar.author_id != actor.user_id:
+        raise NotFound("No such exemplar.")
+    if choice not in (Attribution.anonymous, Attribution.named, Attribution.declined):
+        raise Invalid(problems=[Problem("must be anonymous, named or declined", field="choice")])
+    exemplar.attribution = choice
+    exemplar.attribution_at = utcnow()
+    exemplar.version += 1
+    await session.flush()
+    return exemplar
+
+
+# --- the gallery ---------------------------------------------------------------------------
+
+
+async def gallery(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    assignment_id: int,
+    question_id: int | None = None,
+    whole_assignment: bool = False,
+) -> list[ExemplarView]:
+    """Exemplars in curator order, as this viewer may see them (one query for the rows, one
+    for current source versions)."""
+    assignment, cohort = await _assignment_and_cohort(
+        session, actor=actor, assignment_id=assignment_id
+    )
+    query = (
+        select(Exemplar, User.display_name, Alias.name)
+        .outerjoin(User, col(User.id) == Exemplar.author_id)
+        .outerjoin(
+            Alias,
+            (col(Alias.user_id) == Exemplar.author_id)
+            & (col(Alias.assignment_id) == Exemplar.assignment_id),
+        )
+        .where(Exemplar.assignment_id == assignment.id)
+        .order_by(col(Exemplar.position), col(Exemplar.id))
+    )
+    if question_id is not None:
+        query = query.where(Exemplar.question_id == question_id)
+    elif whole_assignment:
+        query = query.where(col(Exemplar.question_id).is_(None))
+    curator = policy.can_curate_exemplars(actor, cohort)
+    if not curator:
+        # The list agrees with can_see_exemplar: published and not declined, or one's own.
+        mine = Exemplar.author_id == actor.user_id if actor.user_id is not None else None
+        visible = (Exemplar.status == ExemplarStatus.published) & (
+            Exemplar.attribution != Attribution.declined
+        )
+        query = query.where(visible | mine if mine is not None else visible)
+    rows = (await session.execute(query)).all()
+    current = await _current_versions(session, [e for e, _, _ in rows]) if curator else {}
+    return [
+        present(e, actor=actor, curator=curator, name=name, alias=alias,
+                source_version=current.get(e.id or 0))
+        for e, name, alias in rows
+    ]  # fmt: skip
+
+
+async def _current_versions(session: AsyncSession, exemplars: Sequence[Exemplar]) -> dict[int, int]:
+    posts = {e.source_post_id: e.id for e in exemplars if e.source_post_id}
+    papers = {e.source_paper_id: e.id for e in exemplars if e.source_paper_id}
+    reviews = {e.source_review_id: e.id for e in exemplars if e.source_review_id}
+    out: dict[int, int] = {}
+    if posts:
+        for pid, v in (
+            await session.execute(select(Post.id, Post.version).where(col(Post.id).in_(posts)))
+        ).all():
+            out[posts[pid] or 0] = v
+    if papers:
+        rows = await session.execute(
+            select(Paper.id, Paper.current_version).where(col(Paper.id).in_(papers))
+        )
+        for pid, v in rows.all():
+            out[papers[pid] or 0] = v
+    if reviews:
+        rows = await session.execute(
+            select(Review.id, Review.version).where(col(Review.id).in_(reviews))
+        )
+        for rid, v in rows.all():
+            out[reviews[rid] or 0] = v
+    samples = [e for e in exemplars if e.kind is ExemplarKind.sample_paper]
+    if samples:
+        assignment = await session.get(Assignment, samples[0].assignment_id)
+        for e in samples:
+            out[e.id or 0] = assignment.version if assignment else e.source_version
+    return out
+
+
+def present(
+    exemplar: Exemplar,
+    *,
+    actor: Actor,
+    curator: bool,
+    name: str | None,
+    alias: str | None,
+    source_version: int | None = None,
+) -> ExemplarView:
+    """What this viewer sees: a name only with the author's consent (or to curators)."""
+    if exemplar.attribution is Attribution.assignment:
+        label = "From the assignment"
+    elif exemplar.attribution is Attribution.named and name:
+        label = name
+    else:
+        label = alias or "A classmate"
+    mine = actor.user_id is not None and actor.user_id == exemplar.author_id
+    view = ExemplarView(
+        id=exemplar.public_id,
+        assignment_id=exemplar.assignment_id,
+        question_id=exemplar.question_id,
+        kind=exemplar.kind.value,
+        title=exemplar.title,
+        body_html=exemplar.body_html,
+        note_html=exemplar.note_html,
+        position=exemplar.position,
+        attribution_label=label,
+        details=exemplar.details,
+        is_mine=mine,
+    )
+    if curator or mine:
+        view = view.model_copy(
+            update={"status": exemplar.status.value, "attribution": exemplar.attribution.value}
+        )
+    if curator:
+        changed = source_version is not None and source_version != exemplar.source_version
+        view = view.model_copy(
+            update={"author_name": name, "source_changed": changed, "version": exemplar.version}
+        )
+    return view
+
+
+async def get(session: AsyncSession, *, actor: Actor, public_id: str) -> ExemplarView:
+    exemplar = await _load(session, public_id=public_id)
+    assignment, cohort = await _assignment_and_cohort(
+        session, actor=actor, assignment_id=exemplar.assignment_id
+    )
+    if not policy.can_see_exemplar(
+        actor, cohort, published=exemplar.status is ExemplarStatus.published,
+        declined=exemplar.attribution is Attribution.declined, author_id=exemplar.author_id,
+    ):  # fmt: skip
+        raise NotFound("No such exemplar.")
+    curator = policy.can_curate_exemplars(actor, cohort)
+    name = alias = None
+    if exemplar.author_id is not None:
+        user = await session.get(User, exemplar.author_id)
+        name = user.display_name if user else None
+        alias = await session.scalar(
+            select(Alias.name).where(
+                Alias.user_id == exemplar.author_id, Alias.assignment_id == assignment.id
+            )
+        )
+    current = await _current_versions(session, [exemplar]) if curator else {}
+    return present(
+        exemplar, actor=actor, curator=curator, name=name, alias=alias,
+        source_version=current.get(exemplar.id or 0),
+    )  # fmt: skip

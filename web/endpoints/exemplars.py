@@ -1,0 +1,177 @@
+"""Exemplar gallery and curation: JSON API and pages."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response
+
+from services import assignments, exemplars
+from services.models import Attribution, ExemplarKind, ExemplarStatus
+from web.context import templates_of, unit_of_work
+from web.endpoints.pages import page_unit
+from web.endpoints.parsing import read_model
+from web.errors import ApiError
+from web.responses import json_response
+
+
+class Passage(BaseModel):
+    start: int = Field(ge=0)
+    end: int = Field(ge=1)
+
+
+class ExemplarCreate(BaseModel):
+    kind: ExemplarKind
+    source: str | None = Field(
+        default=None, max_length=64, description="Public id of the post, paper or review"
+    )
+    passage: Passage | None = Field(default=None, description="For kind=passage")
+    question_id: int | None = Field(default=None, description="Omit for the whole assignment")
+    note: str = Field(default="", max_length=5000, description="Why it is exemplary (markdown)")
+    position: int | None = Field(default=None, ge=0, le=100_000)
+    status: ExemplarStatus = ExemplarStatus.draft
+
+
+class ExemplarUpdate(BaseModel):
+    version: int = Field(description="The version you edited (409 when stale)")
+    note: str | None = Field(default=None, max_length=5000)
+    position: int | None = Field(default=None, ge=0, le=100_000)
+    status: ExemplarStatus | None = None
+    question_id: int | None = None
+    whole_assignment: bool = Field(default=False, description="Move it to the whole assignment")
+
+
+class ConsentChoice(BaseModel):
+    choice: Literal["anonymous", "named", "declined"]
+
+
+def _question_filter(request: Request) -> tuple[int | None, bool]:
+    raw = request.query_params.get("question")
+    if raw is None:
+        return None, False
+    if raw == "none":
+        return None, True
+    if not raw.isdigit():
+        raise ApiError(400, "question must be a question id or 'none'.")
+    return int(raw), False
+
+
+async def list_exemplars(request: Request) -> Response:
+    question_id, whole = _question_filter(request)
+    async with unit_of_work(request) as (session, actor):
+        views = await exemplars.gallery(
+            session, actor=actor, assignment_id=request.path_params["assignment"],
+            question_id=question_id, whole_assignment=whole,
+        )  # fmt: skip
+    return json_response(views)
+
+
+async def create_exemplar(request: Request) -> Response:
+    data = await read_model(request, ExemplarCreate)
+    async with unit_of_work(request) as (session, actor):
+        made = await exemplars.nominate(
+            session,
+            actor=actor,
+            assignment_id=request.path_params["assignment"],
+            kind=data.kind,
+            source=data.source,
+            passage=(data.passage.start, data.passage.end) if data.passage else None,
+            question_id=data.question_id,
+            note=data.note,
+            position=data.position,
+            publish=data.status is ExemplarStatus.published,
+        )
+        view = await exemplars.get(session, actor=actor, public_id=made.public_id)
+    location = request.url_for("api:exemplars:detail", exemplar=view.id).path
+    return json_response(view, status_code=201, headers={"Location": location})
+
+
+async def exemplar_detail(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        view = await exemplars.get(session, actor=actor, public_id=request.path_params["exemplar"])
+    return json_response(view)
+
+
+async def update_exemplar(request: Request) -> Response:
+    data = await read_model(request, ExemplarUpdate)
+    async with unit_of_work(request) as (session, actor):
+        made = await exemplars.update(
+            session,
+            actor=actor,
+            public_id=request.path_params["exemplar"],
+            version=data.version,
+            note=data.note,
+            position=data.position,
+            status=data.status,
+            question_id=data.question_id,
+            clear_question=data.whole_assignment,
+        )
+        view = await exemplars.get(session, actor=actor, public_id=made.public_id)
+    return json_response(view)
+
+
+async def refresh_exemplar(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        made = await exemplars.refresh(
+            session, actor=actor, public_id=request.path_params["exemplar"]
+        )
+        view = await exemplars.get(session, actor=actor, public_id=made.public_id)
+    return json_response(view)
+
+
+async def delete_exemplar(request: Request) -> Response:
+    async with unit_of_work(request) as (session, actor):
+        await exemplars.remove(session, actor=actor, public_id=request.path_params["exemplar"])
+    return Response(status_code=204)
+
+
+async def choose_attribution(request: Request) -> Response:
+    data = await read_model(request, ConsentChoice)
+    async with unit_of_work(request) as (session, actor):
+        made = await exemplars.choose_attribution(
+            session, actor=actor, public_id=request.path_params["exemplar"],
+            choice=Attribution(data.choice),
+        )  # fmt: skip
+        view = await exemplars.get(session, actor=actor, public_id=made.public_id)
+    return json_response(view)
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+async def gallery_page(request: Request) -> Response:
+    assignment_id = request.path_params["assignment"]
+    question_id, whole = _question_filter(request)
+    async with page_unit(request) as (session, caller):
+        if caller.user is None:
+            return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+        detail = await assignments.get_assignment(
+            session, actor=caller.actor, assignment_id=assignment_id
+        )
+        views = await exemplars.gallery(
+            session, actor=caller.actor, assignment_id=assignment_id,
+            question_id=question_id, whole_assignment=whole,
+        )  # fmt: skip
+        view = assignments.present_assignment(detail, actor=caller.actor)
+    question = next((q for q in view.questions if q.id == question_id), None)
+    return templates_of(request).TemplateResponse(
+        request,
+        "exemplars.html",
+        {"assignment": view, "exemplars": views, "question": question, "whole": whole},
+    )
+
+
+async def attribution_form(request: Request) -> Response:
+    form = await request.form()
+    choice = form.get("choice")
+    if choice not in ("anonymous", "named", "declined"):
+        raise ApiError(422, "Choose anonymous, named or declined.")
+    async with page_unit(request, form) as (session, caller):
+        made = await exemplars.choose_attribution(
+            session, actor=caller.actor, public_id=request.path_params["exemplar"],
+            choice=Attribution(str(choice)),
+        )  # fmt: skip
+    target = request.app.url_path_for("exemplars:gallery", assignment=str(made.assignment_id))
+    return RedirectResponse(str(target), status_code=303)

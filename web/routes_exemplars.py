@@ -1,0 +1,83 @@
+"""Routes of the exemplars and exports area (issue 6)."""
+
+from __future__ import annotations
+
+from starlette.routing import BaseRoute, Route
+
+from services.views import ExemplarView, WorkspaceView
+from web.endpoints import exemplars as ex
+from web.endpoints import exports, workspace
+from web.openapi import ApiRoute, Operation
+
+ERRORS = (400, 403, 404, 415, 422)
+
+
+def page_routes() -> list[BaseRoute]:
+    return [
+        Route("/assignments/{assignment:int}/exemplars", ex.gallery_page,
+              name="exemplars:gallery"),
+        Route("/exemplars/{exemplar}/attribution", ex.attribution_form, methods=["POST"],
+              name="exemplars:attribution"),
+        Route("/assignments/{assignment:int}/workspace", workspace.workspace_page,
+              name="workspace"),
+    ]  # fmt: skip
+
+
+def api_routes() -> list[ApiRoute]:
+    return [
+        ApiRoute("/assignments/{assignment:int}/exemplars", ex.list_exemplars, methods=["GET"],
+                 name="api:exemplars:list",
+                 operation=Operation(
+                     "The exemplar gallery (?question=ID, or ?question=none for the whole "
+                     "assignment)", "exemplars", {200: list[ExemplarView]}, errors=(400, 404),
+                     description="Curator order. Students see published exemplars the author "
+                                 "has not declined, under the author's alias unless they chose "
+                                 "to be named; curators also see drafts, names and whether the "
+                                 "original changed since the snapshot.")),
+        ApiRoute("/assignments/{assignment:int}/exemplars", ex.create_exemplar,
+                 methods=["POST"], name="api:exemplars:create",
+                 operation=Operation("Nominate an exemplar (moderators and instructors)",
+                                     "exemplars", {201: ExemplarView},
+                                     request_body={"application/json": ex.ExemplarCreate},
+                                     errors=ERRORS)),
+        ApiRoute("/exemplars/{exemplar}", ex.exemplar_detail, methods=["GET"],
+                 name="api:exemplars:detail",
+                 operation=Operation("One exemplar", "exemplars", {200: ExemplarView},
+                                     errors=(404,))),
+        ApiRoute("/exemplars/{exemplar}", ex.update_exemplar, methods=["PATCH"],
+                 name="api:exemplars:update",
+                 operation=Operation("Edit note, order, visibility or question", "exemplars",
+                                     {200: ExemplarView},
+                                     request_body={"application/json": ex.ExemplarUpdate},
+                                     errors=(*ERRORS, 409))),
+        ApiRoute("/exemplars/{exemplar}", ex.delete_exemplar, methods=["DELETE"],
+                 name="api:exemplars:delete",
+                 operation=Operation("Remove an exemplar", "exemplars", {204: None},
+                                     errors=(403, 404))),
+        ApiRoute("/exemplars/{exemplar}/refresh", ex.refresh_exemplar, methods=["POST"],
+                 name="api:exemplars:refresh",
+                 operation=Operation("Take a new snapshot of a changed original", "exemplars",
+                                     {200: ExemplarView}, errors=ERRORS)),
+        ApiRoute("/exemplars/{exemplar}/attribution", ex.choose_attribution, methods=["PUT"],
+                 name="api:exemplars:attribution",
+                 operation=Operation(
+                     "The author chooses: shown anonymously, with their name, or not at all",
+                     "exemplars", {200: ExemplarView},
+                     request_body={"application/json": ex.ConsentChoice}, errors=ERRORS)),
+        ApiRoute("/assignments/{assignment:int}/workspace", workspace.workspace_json,
+                 methods=["GET"], name="api:workspace",
+                 operation=Operation(
+                     "Where the assignment stands (moderators and instructors)", "workspace",
+                     {200: WorkspaceView}, errors=(404,))),
+        ApiRoute("/assignments/{assignment:int}/exports/{kind}.{format}", exports.export,
+                 methods=["GET"], name="api:exports",
+                 operation=Operation(
+                     "Export posts, reviews, participation or the audit log as CSV or JSON",
+                     "exports", {200: {"type": "string", "description": "CSV or JSON"}},
+                     errors=(404, 422),
+                     description="kind: posts | reviews | participation | audit; format: csv | "
+                                 "json; ?view=student gives the posts export as a classmate "
+                                 "sees it (aliases). Moderators and instructors (audit: "
+                                 "instructors). Streams; cells starting with = + - @ tab or CR "
+                                 "are prefixed with '.")),
+    ]  # fmt: skip
