@@ -33,6 +33,7 @@ from services.models import (
     Assignment,
     Membership,
     Paper,
+    Phase,
     ReviewExclusion,
     ReviewTask,
     Role,
@@ -434,6 +435,20 @@ async def heal(session: AsyncSession, *, assignment: Assignment) -> list[ReviewT
         existing=existing,
     )
     return await apply_plan(session, assignment=assignment, result=result)
+
+
+async def heal_cohort(session: AsyncSession, *, cohort_id: int) -> list[ReviewTask]:
+    """After someone joins, leaves or changes role: heal every assignment of the cohort that
+    is in review, so their unstarted tasks move and every paper still reaches k."""
+    rows = await session.execute(
+        select(Assignment).where(
+            Assignment.cohort_id == cohort_id, Assignment.phase == Phase.review
+        )
+    )
+    made: list[ReviewTask] = []
+    for assignment in rows.scalars():
+        made += await heal(session, assignment=assignment)
+    return made
 
 
 async def start_allocation(session: AsyncSession, *, assignment: Assignment) -> list[ReviewTask]:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit
+from services import allocation, audit
 from services.cohorts import clean_name
 from services.errors import Invalid, NotFound, Problem
 from services.models import Cohort, GroupRule, Membership, MembershipSource, Role, User, utcnow
@@ -102,6 +102,7 @@ async def _sync_group_memberships(
             await session.execute(select(Membership).where(Membership.user_id == user.id))
         ).scalars()
     }
+    changed: set[int] = set()
     for cohort_id, role in target.items():
         membership = current.get(cohort_id)
         if membership is None:
@@ -110,12 +111,18 @@ async def _sync_group_memberships(
                     cohort_id=cohort_id, user_id=user.id, role=role, source=MembershipSource.group
                 )
             )
+            changed.add(cohort_id)
         elif membership.source is MembershipSource.group and membership.role is not role:
             membership.role = role
+            changed.add(cohort_id)
     for cohort_id, membership in current.items():
         if membership.source is MembershipSource.group and cohort_id not in target:
             await session.delete(membership)
+            changed.add(cohort_id)
     await session.flush()
+    for cohort_id in sorted(changed):
+        # Joining or leaving a cohort's reviewer pool re-balances its open reviews.
+        await allocation.heal_cohort(session, cohort_id=cohort_id)
 
 
 async def grant(

@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit, policy
+from services import allocation, audit, policy
 from services.errors import AlreadyExists, Invalid, NotFound, Problem
 from services.models import (
     Cohort,
@@ -170,6 +170,9 @@ async def set_member_role(
         details={"from": before.value, "to": role.value},
     )
     await session.flush()
+    if (before is Role.student) != (role is Role.student):
+        # In or out of the reviewer pool: open reviews are re-balanced at once.
+        await allocation.heal_cohort(session, cohort_id=cohort.id or 0)
     user = await session.get(User, user_id)
     assert user is not None
     return _member_view(membership, user)
@@ -194,6 +197,8 @@ async def remove_member(session: AsyncSession, *, actor: Actor, slug: str, user_
         details={"role": membership.role.value},
     )
     await session.flush()
+    if membership.role is Role.student:
+        await allocation.heal_cohort(session, cohort_id=cohort.id or 0)
 
 
 async def list_group_rules(

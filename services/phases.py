@@ -81,10 +81,14 @@ async def advance_due(session: AsyncSession, *, now: datetime | None = None) -> 
     now = now or utcnow()
     moved: list[int] = []
     rows = await session.execute(
-        select(Assignment).where(
+        select(Assignment)
+        .where(
             col(Assignment.auto_advance).is_(True),
             col(Assignment.phase).in_([Phase.open, Phase.review]),
         )
+        # Several app processes run this job: each row is taken by one of them (PostgreSQL;
+        # SQLite's write lock already serializes them).
+        .with_for_update(skip_locked=True)
     )
     for assignment in rows.scalars():
         due = (

@@ -2,20 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from services.db import make_engine, make_sessionmaker
-from web.broker import make_broker, running
+from services import events, phases
+from services.db import make_engine, make_sessionmaker, transaction
+from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
@@ -52,6 +56,28 @@ def make_templates() -> Jinja2Templates:
     return templates
 
 
+async def advance_phases_forever(
+    sessions: async_sessionmaker[AsyncSession], broker: LocalBroker, seconds: int
+) -> None:
+    """Move assignments whose deadlines passed (auto_advance), every `seconds`."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            await advance_phases_once(sessions, broker)
+        except Exception:  # a failed round is retried next time; the app keeps serving
+            logging.getLogger("peerboard.phases").exception("phase deadline round failed")
+
+
+async def advance_phases_once(
+    sessions: async_sessionmaker[AsyncSession], broker: LocalBroker
+) -> list[int]:
+    async with transaction(sessions) as session:
+        moved = await phases.advance_due(session)
+    for channel in events.channels_to_wake(session):
+        await broker.publish(channel)
+    return moved
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     logging.basicConfig(level=logging.INFO)
@@ -59,9 +85,24 @@ def create_app(settings: Settings | None = None) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[AppState]:
         engine = make_engine(settings.database_url)
+        sessions = make_sessionmaker(engine)
         try:
             async with running(make_broker(settings.redis_url)) as broker:
-                yield {"engine": engine, "sessions": make_sessionmaker(engine), "broker": broker}
+                ticker = (
+                    asyncio.create_task(
+                        advance_phases_forever(sessions, broker, settings.phase_tick_seconds),
+                        name="phase-deadlines",
+                    )
+                    if settings.phase_tick_seconds
+                    else None
+                )
+                try:
+                    yield {"engine": engine, "sessions": sessions, "broker": broker}
+                finally:
+                    if ticker is not None:
+                        ticker.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await ticker
         finally:
             await engine.dispose()
 

@@ -17,6 +17,7 @@ import migrations
 from services import assignments, cohorts, exports, identity, importing
 from services.db import make_engine, make_sessionmaker, transaction
 from services.demo import seed_demo
+from services.demo.living import seed_living_cohort
 from services.errors import DomainError, Invalid
 from services.models import Role
 from services.policy import Actor
@@ -131,6 +132,10 @@ def demo(host: str, port: int, database_url: str, idp_port: int) -> None:
         async def seed(session: AsyncSession) -> int:
             assignment = await seed_demo(session, issuer=issuer)
             assert assignment.id is not None
+            await seed_living_cohort(
+                session, assignment=assignment, issuer=issuer,
+                sample_paper=assignment.sample_paper or "",
+            )  # fmt: skip
             return assignment.id
 
         assignment_id = _run_in_transaction(settings, seed)
@@ -291,6 +296,24 @@ def export_command(kind: str, assignment_id: int, fmt: str, view: str, output: P
     except DomainError as exc:
         raise click.ClickException(exc.message) from None
     click.echo(f"exported {written} rows", err=True)
+
+
+@main.group("phases")
+def phases_group() -> None:
+    """Assignment phases."""
+
+
+@phases_group.command("advance")
+def phases_advance() -> None:
+    """Move assignments whose deadline passed (those with auto_advance); the web server
+    does this every PEERBOARD_PHASE_TICK_SECONDS too, so this is for cron or by hand."""
+    from services import phases
+
+    async def work(session: AsyncSession) -> list[int]:
+        return await phases.advance_due(session)
+
+    moved = _run_in_transaction(_settings(), work)
+    click.echo(f"advanced {len(moved)} assignment(s)" + (f": {moved}" if moved else ""))
 
 
 @main.group("admin")

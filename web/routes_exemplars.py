@@ -20,6 +20,8 @@ def page_routes() -> list[BaseRoute]:
               name="exemplars:attribution"),
         Route("/assignments/{assignment:int}/workspace", workspace.workspace_page,
               name="workspace"),
+        Route("/exemplars/nominate", ex.nominate_form, methods=["POST"],
+              name="exemplars:nominate"),
     ]  # fmt: skip
 
 

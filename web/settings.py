@@ -131,6 +131,9 @@ class Settings(BaseSettings):
         le=90 * 24,
         validation_alias=AliasChoices("PEERBOARD_SESSION_MAX_HOURS"),
     )
+    phase_tick_seconds: int = Field(
+        default=60, ge=0, le=3600, validation_alias=AliasChoices("PEERBOARD_PHASE_TICK_SECONDS")
+    )
     # Set by `peerboard demo` for the local one-click identity provider it starts; refused
     # outside demo and development (see the validator).
     demo_identity_provider: str | None = Field(

@@ -68,7 +68,7 @@ async def seed_demo(session: AsyncSession, *, issuer: str) -> Assignment:
             role=person.role,
             cohort_slug=DEMO_COHORT_SLUG,
         )
-        if user.display_name == person.subject:
+        if user.last_sign_in_at is None:  # their provider has not told us their name yet
             user.display_name, user.email = person.display_name, person.email
     found = await session.scalar(
         select(Assignment).where(Assignment.cohort_id == cohort.id).limit(1)

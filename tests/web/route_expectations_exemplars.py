@@ -63,6 +63,19 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
         get("/api/v1/assignments/{w.assignment_id}/workspace"),
         expect(*STAFF_ONLY, 200, 200, 200),
     ),
+    ("exemplars:nominate", "POST"): (
+        send(
+            "POST",
+            "/exemplars/nominate",
+            data={
+                "kind": "post",
+                "source": "{w.extras[post]}",
+                "question_id": "{w.extras[question]}",
+                "note": "Clear and kind.",
+            },
+        ),
+        expect(*STAFF_ONLY, 303, 303, 303),
+    ),
     ("api:exports", "GET"): (
         get("/api/v1/assignments/{w.assignment_id}/exports/posts.csv"),
         expect(*STAFF_ONLY, 200, 200, 200),
@@ -101,5 +114,8 @@ async def setup(world: World) -> None:
             source=post.public_id, publish=True, note="Second",
         )  # fmt: skip
     world.extras.update(
-        post=post.public_id, ada_exemplar=ada_exemplar.public_id, published=published.public_id
+        post=post.public_id,
+        ada_exemplar=ada_exemplar.public_id,
+        published=published.public_id,
+        question=question_id,
     )

@@ -23,7 +23,7 @@ from services.views import PostView
 from web import idempotency as idempotent
 from web import live
 from web.context import session_state, templates_of, unit_of_work
-from web.endpoints.pages import _redirect, _render, _require_signed_in, page_unit
+from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
 from web.endpoints.parsing import read_model
 from web.errors import PROBLEM_TYPE
 from web.responses import ORJSONResponse, json_response
@@ -341,18 +341,18 @@ def _field(form: Any, name: str) -> str:
 
 async def question_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         view = await discussions.question_discussion(
             session, actor=caller.actor, question_id=request.path_params["question"]
         )
-    return _render(request, "question.html", {"q": view})
+    return render_page(request, "question.html", {"q": view})
 
 
 async def thread_create_form(request: Request) -> Response:
     form = await request.form()
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         thread = await discussions.create_thread(
             session,
@@ -363,13 +363,13 @@ async def thread_create_form(request: Request) -> Response:
             anonymous=_field(form, "anonymous") == "on",
         )
     path = request.app.url_path_for("discussions:thread", thread=thread.public_id)
-    return _redirect(request, str(path), "Your thread is posted.")
+    return redirect_with_flash(request, str(path), "Your thread is posted.")
 
 
 async def thread_page(request: Request) -> Response:
     query = _thread_query(request)
     async with page_unit(request) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         view = await discussions.read_thread(
             session, actor=caller.actor, thread_id=request.path_params["thread"], **query
@@ -377,7 +377,7 @@ async def thread_page(request: Request) -> Response:
     urls = _urls(request, view["id"])
     replies = _replies_html(request, view, urls)
     context = {"t": view, "sorts": discussions.SORTS, "urls": urls, "replies_html": replies}
-    return _render(request, "thread.html", context)
+    return render_page(request, "thread.html", context)
 
 
 # Rendered post fragments, keyed by the identity of the post dict they were made from. The
@@ -425,6 +425,7 @@ def _urls(request: Request, thread_id: str) -> dict[str, str]:
         "reply": path("discussions:reply", thread=thread_id),
         "moderate": path("discussions:moderate"),
         "thread": path("discussions:thread", thread=thread_id),
+        "nominate": path("exemplars:nominate"),
     }
 
 
@@ -437,7 +438,7 @@ async def reply_form(request: Request) -> Response:
     form = await request.form()
     thread_id = request.path_params["thread"]
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         post = await discussions.reply(
             session,
@@ -447,7 +448,9 @@ async def reply_form(request: Request) -> Response:
             parent_id=_field(form, "parent") or None,
             anonymous=_field(form, "anonymous") == "on",
         )
-    return _redirect(request, _back(request, thread_id, f"post-{post.public_id}"), "Reply posted.")
+    return redirect_with_flash(
+        request, _back(request, thread_id, f"post-{post.public_id}"), "Reply posted."
+    )
 
 
 async def _thread_of(session: AsyncSession, actor: Actor, post_id: str) -> str:
@@ -462,7 +465,7 @@ async def edit_form(request: Request) -> Response:
     if not version.isdigit():
         raise Invalid(problems=[Problem("must be a whole number", field="version")])
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         thread_id = await _thread_of(session, caller.actor, post_id)
         await discussions.edit_post(
@@ -472,14 +475,16 @@ async def edit_form(request: Request) -> Response:
             body=_field(form, "body"),
             version=int(version),
         )
-    return _redirect(request, _back(request, thread_id, f"post-{post_id}"), "Your edit is saved.")
+    return redirect_with_flash(
+        request, _back(request, thread_id, f"post-{post_id}"), "Your edit is saved."
+    )
 
 
 async def delete_form(request: Request) -> Response:
     form = await request.form()
     post_id = request.path_params["post"]
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         ctx = await discussions.access_post(session, actor=caller.actor, post_id=post_id)
         question_id = ctx.thread.question_id
@@ -487,8 +492,8 @@ async def delete_form(request: Request) -> Response:
         gone = await discussions.delete_post(session, actor=caller.actor, post_id=post_id)
     if gone:
         path = str(request.app.url_path_for("discussions:question", question=question_id))
-        return _redirect(request, path, "The thread was deleted.")
-    return _redirect(request, _back(request, thread_id), "The post was deleted.")
+        return redirect_with_flash(request, path, "The thread was deleted.")
+    return redirect_with_flash(request, _back(request, thread_id), "The post was deleted.")
 
 
 async def flag_form(request: Request) -> Response:
@@ -499,33 +504,37 @@ async def flag_form(request: Request) -> Response:
     except ValueError:
         raise Invalid(problems=[Problem("is not a flag reason", field="reason")]) from None
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         thread_id = await _thread_of(session, caller.actor, post_id)
         await moderation.flag_post(
             session, actor=caller.actor, post_id=post_id, reason=reason, note=_field(form, "note")
         )
-    return _redirect(request, _back(request, thread_id), "Thank you: a moderator will look at it.")
+    return redirect_with_flash(
+        request, _back(request, thread_id), "Thank you: a moderator will look at it."
+    )
 
 
 async def vote_form(request: Request) -> Response:
     form = await request.form()
     post_id = request.path_params["post"]
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         thread_id = await _thread_of(session, caller.actor, post_id)
         await discussions.vote(
             session, actor=caller.actor, post_id=post_id, up=_field(form, "up") != "0"
         )
-    return _redirect(request, _back(request, thread_id, f"post-{post_id}"), "Vote recorded.")
+    return redirect_with_flash(
+        request, _back(request, thread_id, f"post-{post_id}"), "Vote recorded."
+    )
 
 
 async def moderate_form(request: Request) -> Response:
     form = await request.form()
     back = _field(form, "back")
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         await moderation.moderate(
             session,
@@ -537,34 +546,34 @@ async def moderate_form(request: Request) -> Response:
     # Only our own paths: never redirect to another site.
     if not back.startswith("/") or back.startswith("//") or "\\" in back:
         back = "/"
-    return _redirect(request, back, "Done.")
+    return redirect_with_flash(request, back, "Done.")
 
 
 async def flags_page(request: Request) -> Response:
     slug = request.path_params["cohort"]
     async with page_unit(request) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         queue = await moderation.flag_queue(session, actor=caller.actor, cohort_slug=slug)
         cohort = await policy.access_cohort(session, actor=caller.actor, slug=slug)
-    return _render(request, "flags.html", {"queue": queue, "cohort": cohort})
+    return render_page(request, "flags.html", {"queue": queue, "cohort": cohort})
 
 
 async def notifications_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         view = await notifications.list_notifications(session, actor=caller.actor)
-    return _render(request, "notifications.html", {"n": view})
+    return render_page(request, "notifications.html", {"n": view})
 
 
 async def notifications_read_form(request: Request) -> Response:
     form = await request.form()
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         await notifications.mark_read(session, actor=caller.actor)
-    return _redirect(
+    return redirect_with_flash(
         request, str(request.app.url_path_for("discussions:notifications")), "All read."
     )
 
@@ -578,7 +587,7 @@ async def api_search(request: Request) -> Response:
 async def search_page(request: Request) -> Response:
     query = request.query_params.get("q", "")
     async with page_unit(request) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         view = await search.search(session, actor=caller.actor, query=query)
-    return _render(request, "search.html", {"s": view})
+    return render_page(request, "search.html", {"s": view})

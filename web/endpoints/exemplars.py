@@ -9,9 +9,9 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services import assignments, exemplars
-from services.models import Attribution, ExemplarKind, ExemplarStatus
-from web.context import templates_of, unit_of_work
-from web.endpoints.pages import page_unit
+from services.models import Attribution, ExemplarKind, ExemplarStatus, Question
+from web.context import unit_of_work
+from web.endpoints.pages import page_unit, redirect_with_flash, render_page
 from web.endpoints.parsing import read_model
 from web.errors import ApiError
 from web.responses import json_response
@@ -156,7 +156,7 @@ async def gallery_page(request: Request) -> Response:
         )  # fmt: skip
         view = assignments.present_assignment(detail, actor=caller.actor)
     question = next((q for q in view.questions if q.id == question_id), None)
-    return templates_of(request).TemplateResponse(
+    return render_page(
         request,
         "exemplars.html",
         {"assignment": view, "exemplars": views, "question": question, "whole": whole},
@@ -174,4 +174,42 @@ async def attribution_form(request: Request) -> Response:
             choice=Attribution(str(choice)),
         )  # fmt: skip
     target = request.app.url_path_for("exemplars:gallery", assignment=str(made.assignment_id))
-    return RedirectResponse(str(target), status_code=303)
+    messages = {
+        Attribution.anonymous: "Shown anonymously, under your alias.",
+        Attribution.named: "Shown with your name.",
+        Attribution.declined: "It will not be shown.",
+    }
+    return redirect_with_flash(request, str(target), messages[made.attribution])
+
+
+async def nominate_form(request: Request) -> Response:
+    """The thread page's "Nominate as exemplar" form (moderators)."""
+    form = await request.form()
+
+    def field(name: str) -> str:
+        value = form.get(name)
+        return value.strip() if isinstance(value, str) else ""
+
+    try:
+        kind = ExemplarKind(field("kind") or "post")
+    except ValueError:
+        raise ApiError(422, "Unknown kind of exemplar.") from None
+    question_raw = field("question_id")
+    question_id = int(question_raw) if question_raw.isdigit() else None
+    async with page_unit(request, form) as (session, caller):
+        if question_id is None:
+            raise ApiError(422, "Choose the question this exemplar is for.")
+        question = await session.get(Question, question_id)
+        if question is None:
+            raise ApiError(404, "No such question.")
+        made = await exemplars.nominate(
+            session, actor=caller.actor, assignment_id=question.assignment_id, kind=kind,
+            source=field("source") or None, question_id=question_id, note=field("note"),
+            publish=field("publish") == "1",
+        )  # fmt: skip
+    target = request.app.url_path_for("exemplars:gallery", assignment=str(made.assignment_id))
+    return redirect_with_flash(
+        request,
+        f"{target}?question={question_id}",
+        "Nominated. The author has been told, and chooses how it is shown.",
+    )

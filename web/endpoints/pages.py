@@ -41,7 +41,7 @@ async def page_unit(
         yield session, caller
 
 
-def _render(
+def render_page(
     request: Request, template: str, context: dict[str, Any], status: int = 200
 ) -> Response:
     session = request.scope.get("session")
@@ -51,14 +51,14 @@ def _render(
     )
 
 
-def _redirect(request: Request, path: str, message: str) -> Response:
+def redirect_with_flash(request: Request, path: str, message: str) -> Response:
     session = request.scope.get("session")
     if session is not None:
         session[FLASH_KEY] = message
     return RedirectResponse(path, status_code=303)
 
 
-def _require_signed_in(request: Request, caller: Caller) -> Response | None:
+def require_signed_in(request: Request, caller: Caller) -> Response | None:
     if caller.user is None:
         return RedirectResponse(
             f"{request.app.url_path_for('auth:signin')}?next={request.url.path}", status_code=303
@@ -76,7 +76,7 @@ async def home(request: Request) -> Response:
         actor = caller.actor
         rows = await cohorts.list_cohorts(session, actor=actor)
         views = [cohorts.present_cohort(c, actor=actor) for c in rows]
-    return _render(
+    return render_page(
         request,
         "home.html",
         {
@@ -90,12 +90,12 @@ async def home(request: Request) -> Response:
 async def create_cohort(request: Request) -> Response:
     form = await request.form()
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         cohort = await cohorts.create_cohort(
             session, actor=caller.actor, slug=_field(form, "slug"), name=_field(form, "name")
         )
-    return _redirect(
+    return redirect_with_flash(
         request,
         request.app.url_path_for("cohorts:detail", cohort=cohort.slug),
         f"{cohort.name} is ready. Create a join code on its Members page.",
@@ -105,12 +105,12 @@ async def create_cohort(request: Request) -> Response:
 async def join(request: Request) -> Response:
     form = await request.form()
     async with page_unit(request, form) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         cohort = await memberships.join_with_code(
             session, actor=caller.actor, code=_field(form, "code")
         )
-    return _redirect(
+    return redirect_with_flash(
         request,
         request.app.url_path_for("cohorts:detail", cohort=cohort.slug),
         f"Welcome to {cohort.name}.",
@@ -119,18 +119,18 @@ async def join(request: Request) -> Response:
 
 async def cohort_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         actor = caller.actor
         cohort = await cohorts.get_cohort(session, actor=actor, slug=request.path_params["cohort"])
         items = await assignments.list_assignments(session, actor=actor, cohort=cohort)
         view = cohorts.present_cohort(cohort, actor=actor)
-    return _render(request, "cohort.html", {"cohort": view, "assignments": items})
+    return render_page(request, "cohort.html", {"cohort": view, "assignments": items})
 
 
 async def assignment_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         actor = caller.actor
         detail = await assignments.get_assignment(
@@ -138,7 +138,7 @@ async def assignment_page(request: Request) -> Response:
         )
         view = assignments.present_assignment(detail, actor=actor)
         cohort = cohorts.present_cohort(detail.cohort, actor=actor)
-    return _render(request, "assignment.html", {"assignment": view, "cohort": cohort})
+    return render_page(request, "assignment.html", {"assignment": view, "cohort": cohort})
 
 
 # --- member management ---------------------------------------------------------------------
@@ -147,7 +147,7 @@ async def assignment_page(request: Request) -> Response:
 async def members_page(request: Request) -> Response:
     slug = request.path_params["cohort"]
     async with page_unit(request) as (session, caller):
-        if (redirect := _require_signed_in(request, caller)) is not None:
+        if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         actor = caller.actor
         cohort = await cohorts.get_cohort(session, actor=actor, slug=slug)
@@ -160,7 +160,7 @@ async def members_page(request: Request) -> Response:
             for m in roster
         }
         providers = [p.issuer for p in request.app.state.settings.oidc_providers]
-    return _render(
+    return render_page(
         request,
         "members.html",
         {
@@ -201,7 +201,7 @@ async def member_role_form(request: Request) -> Response:
         view = await memberships.set_member_role(
             session, actor=caller.actor, slug=slug, user_id=request.path_params["user"], role=role
         )
-    return _redirect(
+    return redirect_with_flash(
         request, _members_path(request, slug), f"{view.display_name} is now a {role.value}."
     )
 
@@ -213,7 +213,7 @@ async def member_remove_form(request: Request) -> Response:
         await memberships.remove_member(
             session, actor=caller.actor, slug=slug, user_id=request.path_params["user"]
         )
-    return _redirect(request, _members_path(request, slug), "The member was removed.")
+    return redirect_with_flash(request, _members_path(request, slug), "The member was removed.")
 
 
 async def join_code_form(request: Request) -> Response:
@@ -233,7 +233,7 @@ async def join_code_form(request: Request) -> Response:
             session, actor=caller.actor, slug=slug, expires_at=expires_at, disable=disable
         )
     message = "Joining by code is off." if disable else "A new join code is ready."
-    return _redirect(request, _members_path(request, slug), message)
+    return redirect_with_flash(request, _members_path(request, slug), message)
 
 
 async def group_rule_form(request: Request) -> Response:
@@ -252,7 +252,7 @@ async def group_rule_form(request: Request) -> Response:
             group=_field(form, "group"),
             role=role,
         )
-    return _redirect(request, _members_path(request, slug), "The group rule was added.")
+    return redirect_with_flash(request, _members_path(request, slug), "The group rule was added.")
 
 
 async def group_rule_delete_form(request: Request) -> Response:
@@ -262,4 +262,4 @@ async def group_rule_delete_form(request: Request) -> Response:
         await memberships.delete_group_rule(
             session, actor=caller.actor, slug=slug, rule_id=request.path_params["rule"]
         )
-    return _redirect(request, _members_path(request, slug), "The group rule was removed.")
+    return redirect_with_flash(request, _members_path(request, slug), "The group rule was removed.")

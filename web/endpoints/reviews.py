@@ -412,7 +412,7 @@ async def api_review_events(request: Request) -> Response:
 # --- pages ---------------------------------------------------------------------------------
 
 
-def _render(
+def render_page(
     request: Request, template: str, context: dict[str, Any], status: int = 200
 ) -> Response:
     session = request.scope.get("session")
@@ -422,7 +422,7 @@ def _render(
     )
 
 
-def _redirect(request: Request, path: str, message: str) -> Response:
+def redirect_with_flash(request: Request, path: str, message: str) -> Response:
     session = request.scope.get("session")
     if session is not None:
         session[FLASH_KEY] = message
@@ -457,7 +457,7 @@ async def paper_page(request: Request) -> Response:
             session, actor=caller.actor, assignment_id=_assignment_id(request)
         )
         view = papers.present_my_paper(state, actor=caller.actor)
-    return _render(request, "paper.html", {**ctx, "paper": view})
+    return render_page(request, "paper.html", {**ctx, "paper": view})
 
 
 async def paper_form(request: Request) -> Response:
@@ -475,7 +475,7 @@ async def paper_form(request: Request) -> Response:
         )
     message = "Your paper is submitted." if submit else "Your draft is saved."
     path = request.app.url_path_for("reviews:paper", assignment=str(_assignment_id(request)))
-    return _redirect(request, str(path), message)
+    return redirect_with_flash(request, str(path), message)
 
 
 async def tasks_page(request: Request) -> Response:
@@ -486,7 +486,7 @@ async def tasks_page(request: Request) -> Response:
         tasks = await reviews.list_my_tasks(
             session, actor=caller.actor, assignment_id=_assignment_id(request)
         )
-    return _render(request, "tasks.html", {**ctx, "tasks": tasks})
+    return render_page(request, "tasks.html", {**ctx, "tasks": tasks})
 
 
 async def review_page(request: Request) -> Response:
@@ -505,7 +505,7 @@ async def review_page(request: Request) -> Response:
         "quotes": quotes,
         "api": str(request.app.url_path_for("api:reviews:save", task=view.id)),
     }
-    return _render(
+    return render_page(
         request,
         "review.html",
         {
@@ -533,7 +533,7 @@ async def feedback_page(request: Request) -> Response:
             session, actor=caller.actor, assignment_id=_assignment_id(request)
         )
     labels = {c.key: c.label for c in ctx["assignment"].rubric.components}
-    return _render(request, "feedback.html", {**ctx, "feedback": view, "labels": labels})
+    return render_page(request, "feedback.html", {**ctx, "feedback": view, "labels": labels})
 
 
 async def rating_form(request: Request) -> Response:
@@ -554,7 +554,7 @@ async def rating_form(request: Request) -> Response:
     back = _field(form, "back")
     if not back.startswith("/assignments/"):
         back = "/"
-    return _redirect(request, back, "Thank you: your rating is saved.")
+    return redirect_with_flash(request, back, "Thank you: your rating is saved.")
 
 
 async def dashboard_page(request: Request) -> Response:
@@ -570,7 +570,7 @@ async def dashboard_page(request: Request) -> Response:
         model = await session.get(Assignment, assignment_id)
         assert model is not None
         can_phase = policy.can_change_phase(caller.actor, model)
-    return _render(
+    return render_page(
         request,
         "review_dashboard.html",
         {
@@ -595,7 +595,9 @@ async def phase_form(request: Request) -> Response:
         )
     path = request.app.url_path_for("reviews:dashboard", assignment=str(_assignment_id(request)))
     extra = f" {len(made)} review tasks were allocated." if made else ""
-    return _redirect(request, str(path), f"The assignment is now in {phase.value}.{extra}")
+    return redirect_with_flash(
+        request, str(path), f"The assignment is now in {phase.value}.{extra}"
+    )
 
 
 async def allocate_form(request: Request) -> Response:
@@ -605,7 +607,9 @@ async def allocate_form(request: Request) -> Response:
             session, actor=caller.actor, assignment_id=_assignment_id(request)
         )
     path = request.app.url_path_for("reviews:dashboard", assignment=str(_assignment_id(request)))
-    return _redirect(request, str(path), f"Allocation is complete ({len(made)} new tasks).")
+    return redirect_with_flash(
+        request, str(path), f"Allocation is complete ({len(made)} new tasks)."
+    )
 
 
 async def reveal_form(request: Request) -> Response:
@@ -624,7 +628,7 @@ async def reveal_form(request: Request) -> Response:
             reason=_field(form, "reason"),
         )
         ctx = await _context(session, caller.actor, assignment_id)
-    response = _render(request, "reveal.html", {**ctx, "reveal": view})
+    response = render_page(request, "reveal.html", {**ctx, "reveal": view})
     response.headers["Cache-Control"] = "no-store"
     return response
 

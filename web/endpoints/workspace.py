@@ -7,8 +7,8 @@ from starlette.responses import RedirectResponse, Response
 
 from services import workspace
 from web.charts import bar_chart
-from web.context import templates_of, unit_of_work
-from web.endpoints.pages import page_unit
+from web.context import unit_of_work
+from web.endpoints.pages import page_unit, render_page
 from web.responses import json_response
 
 
@@ -39,6 +39,4 @@ async def workspace_page(request: Request) -> Response:
                 title=f"Stance on {component.label}",
                 colors=("#1f5fa8", "#b42318", "#8a8f98", "#c9ccd1"),
             )
-    return templates_of(request).TemplateResponse(
-        request, "workspace.html", {"w": view, "charts": charts}
-    )
+    return render_page(request, "workspace.html", {"w": view, "charts": charts})
