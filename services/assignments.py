@@ -3,22 +3,26 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import policy
-from services.errors import NotFound
+from services import audit, policy
+from services.cohorts import clean_name
+from services.errors import Conflict, Invalid, NotFound, Problem
 from services.importing import AssignmentDraft
 from services.markdown import render_markdown_bounded
 from services.models import (
     Assignment,
     AssignmentReference,
     Cohort,
+    LatePolicy,
     Phase,
     Question,
     RubricComponent,
+    utcnow,
 )
 from services.policy import Actor
 from services.views import (
@@ -201,5 +205,90 @@ async def set_phase(
     assignment.phase = phase
     assignment.version += 1
     session.add(assignment)
+    await session.flush()
+    return assignment
+
+
+@dataclass(frozen=True)
+class SettingsChange:
+    """Fields to change; None leaves a field as it is (clear_* empties a deadline)."""
+
+    title: str | None = None
+    instructions: str | None = None
+    paper_due_at: datetime | None = None
+    review_due_at: datetime | None = None
+    clear_paper_due_at: bool = False
+    clear_review_due_at: bool = False
+    auto_advance: bool | None = None
+    late_policy: LatePolicy | None = None
+    reviews_per_paper: int | None = None
+    allow_anonymous_posts: bool | None = None
+    stance_source: str | None = None
+
+
+async def update_settings(
+    session: AsyncSession, *, actor: Actor, assignment_id: int, version: int, change: SettingsChange
+) -> Assignment:
+    """Cohort staff edit an assignment's title, instructions, deadlines and review settings;
+    an edit based on a stale version is refused. Reviews per paper is fixed once review
+    has started (the allocation depends on it)."""
+    assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
+    cohort = await session.get(Cohort, assignment.cohort_id)
+    if cohort is None or not policy.can_manage_cohort(actor, cohort):
+        raise NotFound("No such assignment.")
+    if version != assignment.version:
+        raise Conflict(f"The assignment changed meanwhile (now version {assignment.version}).")
+    problems: list[Problem] = []
+    if change.title is not None:
+        assignment.title = clean_name(change.title, field="title", limit=200)
+    if change.instructions is not None:
+        assignment.instructions = change.instructions.strip()
+        assignment.instructions_html = await render_markdown_bounded(
+            assignment.instructions, field="instructions"
+        )
+    if change.paper_due_at is not None or change.clear_paper_due_at:
+        assignment.paper_due_at = None if change.clear_paper_due_at else change.paper_due_at
+    if change.review_due_at is not None or change.clear_review_due_at:
+        assignment.review_due_at = None if change.clear_review_due_at else change.review_due_at
+    if (
+        assignment.paper_due_at is not None
+        and assignment.review_due_at is not None
+        and assignment.review_due_at <= assignment.paper_due_at
+    ):
+        problems.append(Problem("must be after the paper deadline", field="review_due_at"))
+    if change.reviews_per_paper is not None:
+        if not 1 <= change.reviews_per_paper <= 10:
+            problems.append(Problem("must be between 1 and 10", field="reviews_per_paper"))
+        elif change.reviews_per_paper != assignment.reviews_per_paper and assignment.phase not in (
+            Phase.draft,
+            Phase.open,
+        ):
+            problems.append(
+                Problem("cannot change once review has started", field="reviews_per_paper")
+            )
+        else:
+            assignment.reviews_per_paper = change.reviews_per_paper
+    if change.stance_source is not None:
+        source = " ".join(change.stance_source.split())
+        if len(source) > 300:
+            problems.append(Problem("must be at most 300 characters", field="stance_source"))
+        assignment.stance_source = source or None
+    for name in ("auto_advance", "late_policy", "allow_anonymous_posts"):
+        value = getattr(change, name)
+        if value is not None:
+            setattr(assignment, name, value)
+    if problems:
+        raise Invalid(problems=problems)
+    assignment.version += 1
+    assignment.updated_at = utcnow()
+    await audit.record(
+        session,
+        actor=actor,
+        cohort_id=cohort.id,
+        action="assignment.settings",
+        target_type="assignment",
+        target_id=assignment_id,
+        details={k: str(v) for k, v in vars(change).items() if v not in (None, False)},
+    )
     await session.flush()
     return assignment

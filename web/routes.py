@@ -65,6 +65,15 @@ def api_routes() -> list[ApiRoute]:
                  name="api:assignments:detail",
                  operation=Operation("An assignment with its questions, rubric and references",
                                      "assignments", {200: AssignmentView}, errors=(404,))),
+        ApiRoute("/assignments/{assignment:int}", api.update_assignment, methods=["PATCH"],
+                 name="api:assignments:update",
+                 operation=Operation(
+                     "Edit title, instructions, deadlines and review settings (cohort staff)",
+                     "assignments", {200: AssignmentView},
+                     request_body={"application/json": api.AssignmentSettings},
+                     errors=(400, 404, 409, 415, 422),
+                     description="Send the version you read; a stale one gets 409. "
+                                 "reviews_per_paper is fixed once review has started.")),
         ApiRoute("/me", api.me, methods=["GET"], name="api:me",
                  operation=Operation(
                      "The signed-in person, their cohorts and roles, and the CSRF token",

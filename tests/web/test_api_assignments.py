@@ -236,3 +236,39 @@ async def test_hostile_names_are_escaped_in_pages(client: httpx.AsyncClient) -> 
         assert "<script>alert(1)</script>" not in html
         assert "{{7*7}}" in html  # template syntax stays text
         assert "49" not in html.split("<main", 1)[1].split("</main>")[0]
+
+
+async def test_staff_edit_deadlines_and_settings_with_optimistic_versions(
+    client: httpx.AsyncClient, fixture_text: str
+) -> None:
+    await make_cohort(client)
+    made = (
+        await client.post(
+            "/api/v1/cohorts/psy/assignments", content=fixture_text.encode(),
+            headers={"content-type": "text/plain"},
+        )
+    ).json()  # fmt: skip
+    url = f"/api/v1/assignments/{made['id']}"
+    changed = await client.patch(url, json={
+        "version": made["version"], "paper_due_at": "2027-03-01T17:00:00Z",
+        "review_due_at": "2027-03-08T17:00:00Z", "auto_advance": True,
+        "late_policy": "refuse", "reviews_per_paper": 2,
+    })  # fmt: skip
+    assert changed.status_code == 200, changed.text
+    body = changed.json()
+    assert body["paper_due_at"] == "2027-03-01T17:00:00Z"
+    assert body["reviews_per_paper"] == 2 and body["version"] == made["version"] + 1
+
+    stale = await client.patch(url, json={"version": made["version"], "title": "Late edit"})
+    assert stale.status_code == 409
+    backwards = await client.patch(url, json={
+        "version": body["version"], "review_due_at": "2027-02-01T17:00:00Z",
+    })  # fmt: skip
+    assert backwards.status_code == 422
+    assert backwards.json()["errors"][0]["field"] == "review_due_at"
+    naive = await client.patch(url, json={
+        "version": body["version"], "paper_due_at": "2027-03-01T17:00:00",
+    })  # fmt: skip
+    assert naive.status_code == 422
+    unchanged = (await client.get(url)).json()
+    assert unchanged["title"] == made["title"] and unchanged["version"] == body["version"]

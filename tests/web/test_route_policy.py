@@ -97,6 +97,14 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
         expect(*STAFF_ONLY, 201, 201, 201),
     ),
     ("api:assignments:detail", "GET"): (get("/api/v1/assignments/{w.assignment_id}"), API_MEMBER),
+    ("api:assignments:update", "PATCH"): (
+        send(
+            "PATCH",
+            "/api/v1/assignments/{w.assignment_id}",
+            json={"version": 2, "auto_advance": True},
+        ),
+        expect(*STAFF_ONLY, 200, 200, 200),
+    ),
     ("api:me", "GET"): (get("/api/v1/me"), same(200)),
     ("api:tokens:list", "GET"): (get("/api/v1/tokens"), expect(401, 200, 200, 200, 200, 200)),
     ("api:tokens:create", "POST"): (

@@ -10,7 +10,8 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services import accounts, assignments, cohorts, importing, memberships, policy, tokens
-from services.models import Role
+from services.errors import Invalid, Problem
+from services.models import LatePolicy, Role
 from services.policy import Actor
 from services.views import TokenCreatedView
 from web.context import session_state, unit_of_work, unit_of_work_caller
@@ -80,6 +81,39 @@ async def create_assignment(request: Request) -> Response:
 
 async def assignment_detail(request: Request) -> Response:
     async with unit_of_work(request) as (session, actor):
+        detail = await assignments.get_assignment(
+            session, actor=actor, assignment_id=request.path_params["assignment"]
+        )
+        return json_response(assignments.present_assignment(detail, actor=actor))
+
+
+class AssignmentSettings(BaseModel):
+    version: int = Field(description="The version you edited (409 when stale)")
+    title: str | None = Field(default=None, max_length=400)
+    instructions: str | None = Field(default=None, max_length=100_000)
+    paper_due_at: datetime | None = Field(default=None, description="null with clear_* to remove")
+    review_due_at: datetime | None = None
+    clear_paper_due_at: bool = False
+    clear_review_due_at: bool = False
+    auto_advance: bool | None = Field(default=None, description="Move phases at the deadlines")
+    late_policy: LatePolicy | None = None
+    reviews_per_paper: int | None = None
+    allow_anonymous_posts: bool | None = None
+    stance_source: str | None = Field(default=None, max_length=400)
+
+
+async def update_assignment(request: Request) -> Response:
+    data = await read_model(request, AssignmentSettings)
+    for name in ("paper_due_at", "review_due_at"):
+        value = getattr(data, name)
+        if value is not None and value.tzinfo is None:
+            raise Invalid(problems=[Problem("needs a time zone (e.g. ...Z)", field=name)])
+    change = assignments.SettingsChange(**data.model_dump(exclude={"version"}))
+    async with unit_of_work(request) as (session, actor):
+        await assignments.update_settings(
+            session, actor=actor, assignment_id=request.path_params["assignment"],
+            version=data.version, change=change,
+        )  # fmt: skip
         detail = await assignments.get_assignment(
             session, actor=actor, assignment_id=request.path_params["assignment"]
         )
