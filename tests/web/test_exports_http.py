@@ -67,3 +67,22 @@ def test_cli_export_writes_a_file_and_shows_progress(tmp_path: Path) -> None:
     assert out.read_text(encoding="utf-8").startswith("id,created_at,actor,action")
     stdout = run("export", "participation", "--assignment", "1", "--format", "json")
     assert stdout.stdout.strip() == "[\n]"
+
+
+async def test_the_workspace_page_listens_for_live_completion(
+    client: httpx.AsyncClient, fixture_text: str
+) -> None:
+    import re
+
+    await make_cohort(client)
+    made = await client.post(
+        "/api/v1/cohorts/psy/assignments", content=fixture_text.encode(),
+        headers={"content-type": "text/plain"},
+    )  # fmt: skip
+    a = made.json()["id"]
+    page = await client.get(f"/assignments/{a}/workspace")
+    assert page.status_code == 200
+    assert f'data-events="/api/v1/assignments/{a}/review-events"' in page.text
+    nonce = re.search(r"'nonce-([^']+)'", page.headers["content-security-policy"])
+    assert nonce and f'nonce="{nonce.group(1)}"' in page.text
+    assert '<svg class="chart" role="img"' in page.text
