@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit, policy
+from services import audit, papers, policy
 from services.aliases import alias_for
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.markdown import render_markdown_bounded
@@ -114,11 +114,7 @@ async def _paper(
     paper = await session.scalar(select(Paper).where(Paper.public_id == ref))
     if paper is None or paper.assignment_id != assignment.id or paper.submitted_at is None:
         raise NotFound("No such submitted paper in this assignment.")
-    version = await session.scalar(
-        select(PaperVersion).where(
-            PaperVersion.paper_id == paper.id, PaperVersion.version == paper.current_version
-        )
-    )
+    version = await papers.current_version(session, paper)
     assert version is not None
     return paper, version
 

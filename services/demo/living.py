@@ -20,7 +20,6 @@ from services.models import (
     Exemplar,
     ExemplarKind,
     Paper,
-    PaperVersion,
     Phase,
     Post,
     Question,
@@ -166,10 +165,6 @@ async def seed_living_cohort(
 async def _paper_text(session: AsyncSession, task: ReviewTask) -> str:
     paper = await session.get(Paper, task.paper_id)
     assert paper is not None
-    version = await session.scalar(
-        select(PaperVersion).where(
-            PaperVersion.paper_id == paper.id, PaperVersion.version == paper.current_version
-        )
-    )
+    version = await papers.current_version(session, paper)
     assert version is not None
     return version.body
