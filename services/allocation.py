@@ -345,6 +345,7 @@ async def apply_plan(
                 await events.record(
                     session,
                     channel=events.assignment_channel(assignment.id),
+                    assignment_id=assignment.id,
                     kind="task.withdrawn",
                     task_id=task.id,
                 )
@@ -376,6 +377,7 @@ async def apply_plan(
         await events.record(
             session,
             channel=events.assignment_channel(assignment.id),
+            assignment_id=assignment.id,
             kind="task.assigned",
             task_id=task.id,
         )

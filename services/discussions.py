@@ -260,6 +260,7 @@ async def create_thread(
         kind="post_created",
         post_id=post.id,
         thread_id=thread.id,
+        assignment_id=scope.assignment_id,
     )
     return thread
 
@@ -332,6 +333,7 @@ async def reply(
         kind="post_created",
         post_id=post.id,
         thread_id=thread.id,
+        assignment_id=scope.assignment_id,
     )
     return post
 
@@ -445,6 +447,13 @@ async def delete_post(session: AsyncSession, *, actor: Actor, post_id: str) -> b
     if post.parent_id is None and thread.post_count <= 1:
         await session.delete(thread)
         await session.flush()
+        # The thread's own channel has nobody left to tell; the workspace counts threads.
+        await events.record(
+            session,
+            channel=events.workspace_channel(scope.assignment_id),
+            kind="thread_deleted",
+            assignment_id=scope.assignment_id,
+        )
         return True
     post.deleted_at = utcnow()
     post.body = ""
@@ -460,6 +469,7 @@ async def delete_post(session: AsyncSession, *, actor: Actor, post_id: str) -> b
         kind="post_deleted",
         post_id=post.id,
         thread_id=thread.id,
+        assignment_id=scope.assignment_id,
     )
     return False
 

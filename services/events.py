@@ -23,6 +23,13 @@ def assignment_channel(assignment_id: int) -> str:
     return f"assignment:{assignment_id}"
 
 
+def workspace_channel(assignment_id: int) -> str:
+    """Woken by every change recorded with an assignment id, whatever its own channel; the
+    moderator's workspace reads those events with `for_assignment`. Events recorded on this
+    channel itself (flags, papers) reach nobody else."""
+    return f"workspace:{assignment_id}"
+
+
 async def record(
     session: AsyncSession,
     *,
@@ -31,12 +38,24 @@ async def record(
     post_id: int | None = None,
     thread_id: int | None = None,
     task_id: int | None = None,
+    assignment_id: int | None = None,
 ) -> Event:
-    """Write an event in the caller's transaction; the channel is woken after commit."""
-    event = Event(channel=channel, kind=kind, post_id=post_id, thread_id=thread_id, task_id=task_id)
+    """Write an event in the caller's transaction; the channel is woken after commit (and the
+    assignment's workspace channel, when the event names its assignment)."""
+    event = Event(
+        channel=channel,
+        kind=kind,
+        post_id=post_id,
+        thread_id=thread_id,
+        task_id=task_id,
+        assignment_id=assignment_id,
+    )
     session.add(event)
     await session.flush()
-    session.info.setdefault(CHANNELS_KEY, set()).add(channel)
+    wake: set[str] = session.info.setdefault(CHANNELS_KEY, set())
+    wake.add(channel)
+    if assignment_id is not None:
+        wake.add(workspace_channel(assignment_id))
     return event
 
 
@@ -61,5 +80,28 @@ async def since(
 async def latest_id(session: AsyncSession, *, channel: str) -> int:
     row = await session.scalar(
         select(Event.id).where(Event.channel == channel).order_by(col(Event.id).desc()).limit(1)
+    )
+    return row or 0
+
+
+async def for_assignment(
+    session: AsyncSession, *, assignment_id: int, after_id: int, limit: int = MAX_BATCH
+) -> Sequence[Event]:
+    """Every event of an assignment after the given id, on any channel, oldest first."""
+    rows = await session.execute(
+        select(Event)
+        .where(Event.assignment_id == assignment_id, col(Event.id) > after_id)
+        .order_by(col(Event.id))
+        .limit(limit)
+    )
+    return rows.scalars().all()
+
+
+async def latest_for_assignment(session: AsyncSession, *, assignment_id: int) -> int:
+    row = await session.scalar(
+        select(Event.id)
+        .where(Event.assignment_id == assignment_id)
+        .order_by(col(Event.id).desc())
+        .limit(1)
     )
     return row or 0

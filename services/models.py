@@ -458,11 +458,17 @@ class Event(SQLModel, table=True):
     the truth, and each subscriber renders them through its own presenter."""
 
     __tablename__ = "events"
-    __table_args__ = (sa.Index("ix_events_channel_id", "channel", "id"),)
+    __table_args__ = (
+        sa.Index("ix_events_channel_id", "channel", "id"),
+        sa.Index("ix_events_assignment_id", "assignment_id", "id"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     channel: str = Field(max_length=64)  # e.g. "thread:12", "assignment:3"
     kind: str = Field(max_length=32)
+    # The assignment the change belongs to, whatever its channel: the moderator's workspace
+    # follows every change of an assignment (posts, flags, papers, reviews) through it.
+    assignment_id: int | None = Field(default=None, nullable=True)
     post_id: int | None = Field(default=None, nullable=True)
     thread_id: int | None = Field(default=None, nullable=True)
     task_id: int | None = Field(default=None, nullable=True)

@@ -71,7 +71,20 @@ async def flag_post(
         )
     session.add(post)
     await session.flush()
+    await _flags_changed(session, post_id=post.id, assignment_id=ctx.scope.assignment_id)
     return open_flags
+
+
+async def _flags_changed(session: AsyncSession, *, post_id: int, assignment_id: int) -> None:
+    """Flags are staff business: the event goes to the workspace channel only, never to the
+    thread's readers (a flag must not tick for the author or the reporter's classmates)."""
+    await events.record(
+        session,
+        channel=events.workspace_channel(assignment_id),
+        kind="flags_changed",
+        post_id=post_id,
+        assignment_id=assignment_id,
+    )
 
 
 async def _open_flags(session: AsyncSession, post_id: int) -> int:
@@ -119,6 +132,7 @@ async def _hide(
         kind="post_hidden",
         post_id=post.id,
         thread_id=post.thread_id,
+        assignment_id=assignment_id,
     )
 
 
@@ -189,6 +203,7 @@ async def moderate(
                 kind="post_unhidden",
                 post_id=post.id,
                 thread_id=post.thread_id,
+                assignment_id=ctx.scope.assignment_id,
             )
         else:
             await _resolve_flags(session, actor=actor, post_id=post.id, how="dismissed")
@@ -201,6 +216,7 @@ async def moderate(
                 cohort_id=cohort_id,
                 reason=reason,
             )
+        await _flags_changed(session, post_id=post.id, assignment_id=ctx.scope.assignment_id)
         await session.flush()
         await session.refresh(post)
         return ModerationResultView(action=action, target=target, hidden=post.hidden_at is not None)
@@ -225,6 +241,7 @@ async def moderate(
         channel=events.thread_channel(thread.id),
         kind=THREAD_EVENTS[action],
         thread_id=thread.id,
+        assignment_id=tctx.scope.assignment_id,
     )
     await session.flush()
     return ModerationResultView(

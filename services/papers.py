@@ -15,7 +15,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, policy
+from services import allocation, events, policy
 from services.errors import Invalid, NotFound, Problem
 from services.markdown import MAX_MARKDOWN_CHARS, render_markdown_bounded
 from services.models import Assignment, LatePolicy, Paper, PaperVersion, Phase, utcnow
@@ -154,8 +154,16 @@ async def save_paper(
         paper.late = late and assignment.late_policy is LatePolicy.mark
     session.add(paper)
     await session.flush()
-    if newly_submitted and policy.allocation_open(assignment):
-        await allocation.heal(session, assignment=assignment)
+    if newly_submitted:
+        # Papers are nobody's business but staff's: the workspace channel only.
+        await events.record(
+            session,
+            channel=events.workspace_channel(assignment.id),
+            kind="paper_submitted",
+            assignment_id=assignment.id,
+        )
+        if policy.allocation_open(assignment):
+            await allocation.heal(session, assignment=assignment)
     return PaperState(assignment, paper, version)
 
 

@@ -39,7 +39,10 @@ async def _enter(
     if phase is Phase.review:
         made = await allocation.start_allocation(session, assignment=assignment)
     await events.record(
-        session, channel=events.assignment_channel(assignment.id), kind="phase.changed"
+        session,
+        channel=events.assignment_channel(assignment.id),
+        kind="phase.changed",
+        assignment_id=assignment.id,
     )
     return made
 

@@ -377,6 +377,7 @@ async def save_review(
         await events.record(
             session,
             channel=events.assignment_channel(assignment.id or 0),
+            assignment_id=assignment.id or 0,
             kind="task.submitted" if submit else "task.started",
             task_id=task.id,
         )
@@ -436,6 +437,7 @@ async def reopen_review(session: AsyncSession, *, actor: Actor, task_id: str) ->
     await events.record(
         session,
         channel=events.assignment_channel(assignment.id or 0),
+        assignment_id=assignment.id or 0,
         kind="task.reopened",
         task_id=task.id,
     )

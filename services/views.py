@@ -533,6 +533,19 @@ class QuestionParticipationView(View):
     not_yet_posted: list[str]  # names: this view is for staff only
 
 
+class FlaggedInWorkspaceView(View):
+    """A post with open flags, as the workspace lists it (the cohort's flag page acts on it)."""
+
+    post: str
+    thread: str
+    thread_title: str
+    question_position: int
+    open_flags: int
+    reasons: list[str]  # distinct, most frequent first
+    hidden: bool
+    first_flagged_at: datetime
+
+
 class AuditEntryView(View):
     at: datetime
     actor: str
@@ -543,11 +556,13 @@ class AuditEntryView(View):
 
 class WorkspaceView(View):
     assignment_id: int
+    cohort: str  # slug
     title: str
     phase: Phase
     students: int
     participation: list[QuestionParticipationView]
     open_flags: int
+    flagged: list[FlaggedInWorkspaceView]  # most flagged first, at most 10
     papers_submitted: int
     papers_late: int
     completion: CompletionView | None

@@ -7,6 +7,9 @@ latest audit events. A fixed number of queries, whatever the cohort's size.
 
 from __future__ import annotations
 
+from collections import Counter
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -15,9 +18,11 @@ from services import policy, stance
 from services.db import core_select
 from services.errors import NotFound
 from services.models import (
+    Assignment,
     AuditEvent,
     Cohort,
     Flag,
+    FlagReason,
     Membership,
     Paper,
     Post,
@@ -30,18 +35,33 @@ from services.models import (
     utcnow,
 )
 from services.policy import Actor
-from services.views import AuditEntryView, QuestionParticipationView, WorkspaceView
+from services.views import (
+    AuditEntryView,
+    FlaggedInWorkspaceView,
+    QuestionParticipationView,
+    WorkspaceView,
+)
 
 RECENT_AUDIT = 12
+FLAGGED_SHOWN = 10
 
 
-async def overview(session: AsyncSession, *, actor: Actor, assignment_id: int) -> WorkspaceView:
-    """Moderators and instructors of the cohort see where the assignment stands."""
+async def access(
+    session: AsyncSession, *, actor: Actor, assignment_id: int
+) -> tuple[Assignment, Cohort]:
+    """The assignment and its cohort, for its moderators and instructors; NotFound otherwise
+    (the workspace is not advertised to students)."""
     assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
     cohort = await session.get(Cohort, assignment.cohort_id)
     assert cohort is not None
     if not policy.can_manage_cohort(actor, cohort):
         raise NotFound("No such assignment.")
+    return assignment, cohort
+
+
+async def overview(session: AsyncSession, *, actor: Actor, assignment_id: int) -> WorkspaceView:
+    """Moderators and instructors of the cohort see where the assignment stands."""
+    assignment, cohort = await access(session, actor=actor, assignment_id=assignment_id)
 
     students = (
         await session.execute(
@@ -88,14 +108,7 @@ async def overview(session: AsyncSession, *, actor: Actor, assignment_id: int) -
         )
         for qid, position in questions
     ]
-    open_flags = await session.scalar(
-        core_select(sa.func.count())
-        .select_from(Flag)
-        .join(Post, col(Post.id) == Flag.post_id)
-        .join(Thread, col(Thread.id) == Post.thread_id)
-        .join(Question, col(Question.id) == Thread.question_id)
-        .where(Question.assignment_id == assignment_id, col(Flag.resolved_at).is_(None))
-    )
+    flagged = await _flagged(session, assignment_id=assignment_id)
     submitted, late = (
         await session.execute(
             core_select(
@@ -138,11 +151,13 @@ async def overview(session: AsyncSession, *, actor: Actor, assignment_id: int) -
         ]  # fmt: skip
     return WorkspaceView(
         assignment_id=assignment_id,
+        cohort=cohort.slug,
         title=assignment.title,
         phase=assignment.phase,
         students=len(students),
         participation=participation,
-        open_flags=int(open_flags or 0),
+        open_flags=sum(f.open_flags for f in flagged),
+        flagged=flagged[:FLAGGED_SHOWN],
         papers_submitted=int(submitted or 0),
         papers_late=int(late or 0),
         completion=report.completion,
@@ -150,3 +165,38 @@ async def overview(session: AsyncSession, *, actor: Actor, assignment_id: int) -
         stance=report,
         recent_audit=recent,
     )
+
+
+async def _flagged(session: AsyncSession, *, assignment_id: int) -> list[FlaggedInWorkspaceView]:
+    """The assignment's posts with open flags, most flagged first (one query). Reporters are
+    not named, here as on the cohort's flag page."""
+    rows = (
+        await session.execute(
+            core_select(
+                col(Post.public_id), col(Thread.public_id), col(Thread.title),
+                col(Question.position), col(Post.hidden_at).is_not(None), col(Flag.reason),
+                col(Flag.created_at),
+            )
+            .join(Post, col(Post.id) == Flag.post_id)
+            .join(Thread, col(Thread.id) == Post.thread_id)
+            .join(Question, col(Question.id) == Thread.question_id)
+            .where(Question.assignment_id == assignment_id, col(Flag.resolved_at).is_(None))
+            .order_by(col(Flag.id))
+        )
+    ).all()  # fmt: skip
+    grouped: dict[str, list[Any]] = {}
+    for row in rows:
+        grouped.setdefault(row[0], []).append(row)
+    out = []
+    for post, flags in grouped.items():
+        _, thread, title, position, hidden, _, first_at = flags[0]
+        reasons = Counter(r.value if isinstance(r, FlagReason) else str(r) for *_, r, _ in flags)
+        out.append(
+            FlaggedInWorkspaceView(
+                post=post, thread=thread, thread_title=title, question_position=position,
+                open_flags=len(flags), reasons=[r for r, _ in reasons.most_common()],
+                hidden=bool(hidden), first_flagged_at=first_at,
+            )
+        )  # fmt: skip
+    out.sort(key=lambda f: (-f.open_flags, f.first_flagged_at))
+    return out

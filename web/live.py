@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sse_starlette.event import ServerSentEvent
 from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
+from starlette.responses import Response
 
 from services import events
 from services.db import transaction
@@ -28,6 +29,8 @@ SEND_TIMEOUT_SECONDS = 30
 # Turns a batch of events into what this viewer may see: (event id, event name, JSON data)
 # triples. Events the viewer may not see are simply left out.
 Render = Callable[[AsyncSession, Actor, Sequence[Event]], Awaitable[list[tuple[int, str, str]]]]
+# Reads the next batch after an event id (default: the channel's own events).
+Read = Callable[[AsyncSession, int], Awaitable[Sequence[Event]]]
 
 
 def last_event_id(request: Request) -> int:
@@ -39,10 +42,34 @@ def last_event_id(request: Request) -> int:
     return value if value >= 0 else -1
 
 
+async def respond(
+    request: Request, *, channel: str, start_after: int, render: Render, read: Read | None = None
+) -> Response:
+    """The stream, or with `?poll=1` (clients that cannot hold a connection open, and tests)
+    one round: what is pending after Last-Event-ID, then the response ends."""
+    if request.query_params.get("poll") != "1":
+        return stream(request, channel=channel, start_after=start_after, render=render, read=read)
+    async with transaction(sessions_of(request), write=False) as session:
+        caller = await identify(request, session)
+        if read is None:
+            batch = await events.since(session, channel=channel, after_id=start_after)
+        else:
+            batch = await read(session, start_after)
+        rendered = await render(session, caller.actor, batch) if batch else []
+    body = "".join(f"id: {i}\nevent: {name}\ndata: {data}\n\n" for i, name, data in rendered)
+    return Response(body, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
+
+
 def stream(
-    request: Request, *, channel: str, start_after: int, render: Render
+    request: Request, *, channel: str, start_after: int, render: Render, read: Read | None = None
 ) -> EventSourceResponse:
-    """An SSE response for `channel`, starting after event `start_after`."""
+    """An SSE response woken by `channel`, starting after event `start_after`; `read` picks
+    the events (by default those recorded on `channel`)."""
+
+    async def channel_events(session: AsyncSession, after_id: int) -> Sequence[Event]:
+        return await events.since(session, channel=channel, after_id=after_id)
+
+    next_batch = read or channel_events
 
     async def generate() -> AsyncIterator[ServerSentEvent]:
         cursor = start_after
@@ -51,7 +78,7 @@ def stream(
                 async with transaction(sessions_of(request), write=False) as session:
                     # Re-identify each round: a member removed mid-stream stops receiving.
                     caller = await identify(request, session)
-                    batch = await events.since(session, channel=channel, after_id=cursor)
+                    batch = await next_batch(session, cursor)
                     rendered = await render(session, caller.actor, batch) if batch else []
                 if batch:
                     cursor = batch[-1].id or cursor

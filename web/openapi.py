@@ -20,6 +20,11 @@ REF = "#/components/schemas/{model}"
 API = "/api/v1"
 
 
+# A live stream's success response (Server-Sent Events).
+SSE_SCHEMA: dict[str, Any] = {"type": "string", "description": "text/event-stream"}
+SSE = ("text/event-stream",)
+
+
 @dataclass(frozen=True)
 class Operation:
     summary: str
@@ -30,6 +35,8 @@ class Operation:
     request_body: dict[str, Any] = field(default_factory=dict)
     errors: tuple[int, ...] = ()
     description: str = ""
+    # What the success responses are sent as (e.g. text/event-stream for a live stream).
+    media_types: tuple[str, ...] = ("application/json",)
 
 
 def _is_model(value: object) -> bool:
@@ -97,7 +104,8 @@ def build_document(
                 responses[str(status)] = {
                     "description": "Success",
                     "content": {
-                        "application/json": {"schema": _schema_for(model, defs, "serialization")}
+                        media: {"schema": _schema_for(model, defs, "serialization")}
+                        for media in op.media_types
                     },
                 }
         for status in (*op.errors, 413, 500):

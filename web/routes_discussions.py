@@ -18,7 +18,7 @@ from services.views import (
     VoteView,
 )
 from web.endpoints import discussions as d
-from web.openapi import ApiRoute, Operation
+from web.openapi import SSE, SSE_SCHEMA, ApiRoute, Operation
 
 J = "application/json"
 
@@ -83,7 +83,7 @@ def api_routes() -> list[ApiRoute]:
                  name="api:threads:events",
                  operation=Operation(
                      "Live updates of a thread (text/event-stream)", "discussions",
-                     {200: None}, errors=(404,),
+                     {200: SSE_SCHEMA}, media_types=SSE, errors=(404,),
                      description="Server-Sent Events; each event's id is resumable with "
                                  "Last-Event-ID; data is JSON with `kind`, and `post` (a "
                                  "PostView) and `html` for post events.")),

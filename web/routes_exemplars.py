@@ -7,7 +7,7 @@ from starlette.routing import BaseRoute, Route
 from services.views import ExemplarView, WorkspaceView
 from web.endpoints import exemplars as ex
 from web.endpoints import exports, workspace
-from web.openapi import ApiRoute, Operation
+from web.openapi import SSE, SSE_SCHEMA, ApiRoute, Operation
 
 ERRORS = (400, 403, 404, 415, 422)
 
@@ -71,6 +71,16 @@ def api_routes() -> list[ApiRoute]:
                  operation=Operation(
                      "Where the assignment stands (moderators and instructors)", "workspace",
                      {200: WorkspaceView}, errors=(404,))),
+        ApiRoute("/assignments/{assignment:int}/workspace/events", workspace.workspace_events,
+                 methods=["GET"], name="api:workspace:events",
+                 operation=Operation(
+                     "The workspace, live (text/event-stream)", "workspace", {200: SSE_SCHEMA},
+                     errors=(404,), media_types=SSE,
+                     description="After any change in the assignment (posts, flags, papers, "
+                                 "reviews, phase) one `workspace` event whose data is "
+                                 "{\"sections\": {name: HTML}}, the page's sections "
+                                 "re-rendered. Moderators and instructors. `?poll=1` returns "
+                                 "what is pending after Last-Event-ID and ends.")),
         ApiRoute("/assignments/{assignment:int}/exports/{kind}.{format}", exports.export,
                  methods=["GET"], name="api:exports",
                  operation=Operation(

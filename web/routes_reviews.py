@@ -18,10 +18,9 @@ from services.views import (
     TaskSummaryView,
 )
 from web.endpoints import reviews as r
-from web.openapi import ApiRoute, Operation
+from web.openapi import SSE, SSE_SCHEMA, ApiRoute, Operation
 
 A = "/assignments/{assignment:int}"
-SSE_SCHEMA = {"type": "string", "description": "text/event-stream"}
 WRITE = (400, 404, 409, 415, 422)
 
 
@@ -129,7 +128,7 @@ def api_routes() -> list[ApiRoute]:
                  name="api:reviews:events",
                  operation=Operation(
                      "Live review status (text/event-stream)", "reviews", {200: SSE_SCHEMA},
-                     errors=(404,),
+                     errors=(404,), media_types=SSE,
                      description="Staff get completion counts; reviewers get changes to "
                                  "their own tasks. `?poll=1` returns what is pending and ends.")),
     ]  # fmt: skip

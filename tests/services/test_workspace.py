@@ -53,3 +53,28 @@ def test_the_svg_chart_is_accessible_and_escapes_labels() -> None:
     assert "<desc>agrees: 3; &lt;script&gt;: 1</desc>" in svg
     assert "<script>" not in svg
     assert "3 (75%)" in svg
+
+
+async def test_every_change_of_the_assignment_is_an_event_for_the_workspace(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    from services import events, phases
+    from services.models import Phase
+
+    await phases.change_phase(
+        session, actor=world.actors["ivo"], assignment_id=world.assignment_id, phase=Phase.review
+    )
+    seen = await events.for_assignment(session, assignment_id=world.assignment_id, after_id=0)
+    kinds = [e.kind for e in seen]
+    assert {"post_created", "paper_submitted", "phase.changed"} <= set(kinds)
+    # Papers are staff business: their events live on the workspace channel only.
+    paper = next(e for e in seen if e.kind == "paper_submitted")
+    assert paper.channel == events.workspace_channel(world.assignment_id)
+    assert await events.latest_for_assignment(session, assignment_id=world.assignment_id) == max(
+        e.id or 0 for e in seen
+    )
+    # Another assignment's events stay out.
+    assert (
+        await events.for_assignment(session, assignment_id=world.assignment_id + 999, after_id=0)
+        == []
+    )

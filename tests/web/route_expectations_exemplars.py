@@ -59,6 +59,10 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
         get("/assignments/{w.assignment_id}/workspace"),
         expect(303, 404, 404, 200, 200, 200),
     ),
+    ("api:workspace:events", "GET"): (
+        get("/api/v1/assignments/{w.assignment_id}/workspace/events?poll=1"),
+        expect(*STAFF_ONLY, 200, 200, 200),
+    ),
     ("api:workspace", "GET"): (
         get("/api/v1/assignments/{w.assignment_id}/workspace"),
         expect(*STAFF_ONLY, 200, 200, 200),

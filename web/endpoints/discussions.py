@@ -318,17 +318,7 @@ async def api_thread_events(request: Request) -> Response:
             out.append((e.id, e.kind, orjson.dumps(payload).decode()))
         return out
 
-    if request.query_params.get("poll") == "1":
-        # Polling mode, for clients that cannot hold a connection open: what is pending
-        # after Last-Event-ID, then the response ends.
-        async with unit_of_work(request) as (session, actor):
-            batch = await events.since(session, channel=channel, after_id=start)
-            rendered = await render(session, actor, batch) if batch else []
-        body = "".join(
-            f"id: {event_id}\nevent: {name}\ndata: {data}\n\n" for event_id, name, data in rendered
-        )
-        return Response(body, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-    return live.stream(request, channel=channel, start_after=start, render=render)
+    return await live.respond(request, channel=channel, start_after=start, render=render)
 
 
 # --- pages ---------------------------------------------------------------------------------

@@ -400,13 +400,7 @@ async def api_review_events(request: Request) -> Response:
     ) -> list[tuple[int, str, str]]:
         return await _render_events(session, actor, batch, assignment_id)
 
-    if request.query_params.get("poll") == "1":
-        async with unit_of_work(request) as (session, actor):
-            batch = await events.since(session, channel=channel, after_id=start)
-            rendered = await render(session, actor, batch) if batch else []
-        body = "".join(f"id: {i}\nevent: {n}\ndata: {d}\n\n" for i, n, d in rendered)
-        return Response(body, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-    return live.stream(request, channel=channel, start_after=start, render=render)
+    return await live.respond(request, channel=channel, start_after=start, render=render)
 
 
 # --- pages ---------------------------------------------------------------------------------

@@ -1,15 +1,57 @@
-"""The moderator's workspace for one assignment: page and JSON."""
+"""The moderator's workspace for one assignment: page, JSON, and its live stream."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from markupsafe import Markup
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services import workspace
+from services import events, workspace
+from services.errors import NotFound
+from services.models import Event
+from services.policy import Actor
+from services.views import WorkspaceView
+from web import live
 from web.charts import bar_chart
-from web.context import unit_of_work
+from web.context import templates_of, unit_of_work
 from web.endpoints.pages import page_unit, render_page
 from web.responses import json_response
+
+# The page's live sections, each a macro of _workspace.html.
+SECTIONS = ("summary", "participation", "flags", "completion", "stance", "audit")
+
+
+def _charts(view: WorkspaceView) -> dict[str, Markup]:
+    charts: dict[str, Markup] = {}
+    if view.stance is not None:
+        charts["overall"] = bar_chart(
+            [(c.stance.replace("_", " "), c.count) for c in view.stance.overall],
+            title=f"Overall stance toward {view.stance.source or 'the source'}",
+        )
+        for component in view.stance.components:
+            charts[component.key] = bar_chart(
+                [(c.stance.replace("_", " "), c.count) for c in component.counts],
+                title=f"Stance on {component.label}",
+                colors=("#1f5fa8", "#b42318", "#8a8f98", "#c9ccd1"),
+            )
+    return charts
+
+
+def render_sections(request: Request, view: WorkspaceView) -> dict[str, str]:
+    """The workspace's sections as HTML, through the same macros as the page."""
+
+    def path_for(name: str, /, **params: Any) -> str:
+        return str(request.app.url_path_for(name, **params))
+
+    template = templates_of(request).env.get_template("_workspace.html")
+    module: Any = template.make_module({"path_for": path_for})
+    charts = _charts(view)
+    return {name: str(getattr(module, name)(view, charts)).strip() for name in SECTIONS}
 
 
 async def workspace_json(request: Request) -> Response:
@@ -27,16 +69,38 @@ async def workspace_page(request: Request) -> Response:
         view = await workspace.overview(
             session, actor=caller.actor, assignment_id=request.path_params["assignment"]
         )
-    charts = {}
-    if view.stance is not None:
-        charts["overall"] = bar_chart(
-            [(c.stance.replace("_", " "), c.count) for c in view.stance.overall],
-            title=f"Overall stance toward {view.stance.source or 'the source'}",
-        )
-        for component in view.stance.components:
-            charts[component.key] = bar_chart(
-                [(c.stance.replace("_", " "), c.count) for c in component.counts],
-                title=f"Stance on {component.label}",
-                colors=("#1f5fa8", "#b42318", "#8a8f98", "#c9ccd1"),
-            )
-    return render_page(request, "workspace.html", {"w": view, "charts": charts})
+    return render_page(request, "workspace.html", {"w": view, "charts": _charts(view)})
+
+
+async def workspace_events(request: Request) -> Response:
+    """Server-Sent Events: after any change in the assignment (posts, flags, papers, reviews,
+    phase), one `workspace` event carrying the re-rendered sections. A batch of changes is
+    one event; the viewer's standing is checked again on every batch, so a moderator who
+    loses the role stops receiving."""
+    assignment_id: int = request.path_params["assignment"]
+    async with unit_of_work(request) as (session, actor):
+        await workspace.access(session, actor=actor, assignment_id=assignment_id)
+        start = live.last_event_id(request)
+        if start < 0:
+            start = await events.latest_for_assignment(session, assignment_id=assignment_id)
+
+    async def read(session: AsyncSession, after_id: int) -> Sequence[Event]:
+        return await events.for_assignment(session, assignment_id=assignment_id, after_id=after_id)
+
+    async def render(
+        session: AsyncSession, actor: Actor, batch: Sequence[Event]
+    ) -> list[tuple[int, str, str]]:
+        try:
+            view = await workspace.overview(session, actor=actor, assignment_id=assignment_id)
+        except NotFound:
+            return []
+        data = orjson.dumps({"sections": render_sections(request, view)}).decode()
+        return [(batch[-1].id or 0, "workspace", data)]
+
+    return await live.respond(
+        request,
+        channel=events.workspace_channel(assignment_id),
+        start_after=start,
+        render=render,
+        read=read,
+    )
