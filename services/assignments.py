@@ -172,6 +172,9 @@ def present_assignment(detail: AssignmentDetail, *, actor: Actor) -> AssignmentV
         paper_due_at=a.paper_due_at,
         review_due_at=a.review_due_at,
         reviews_per_paper=a.reviews_per_paper,
+        auto_advance=a.auto_advance,
+        late_policy=a.late_policy,
+        stance_source=a.stance_source,
         allow_anonymous_posts=a.allow_anonymous_posts,
         version=a.version,
         questions=[

@@ -10,7 +10,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict
 
-from services.models import ComponentStance, Phase, Role, Stance, TaskStatus
+from services.models import ComponentStance, LatePolicy, Phase, Role, Stance, TaskStatus
 
 
 class View(BaseModel):
@@ -62,6 +62,9 @@ class AssignmentView(View):
     paper_due_at: datetime | None
     review_due_at: datetime | None
     reviews_per_paper: int
+    auto_advance: bool  # phases move at the deadlines
+    late_policy: LatePolicy
+    stance_source: str | None  # what reviewers judge the paper against
     allow_anonymous_posts: bool
     version: int
     questions: list[QuestionView]

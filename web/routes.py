@@ -20,7 +20,7 @@ from services.views import (
     TokenView,
 )
 from web import routes_discussions, routes_exemplars, routes_reviews
-from web.endpoints import api, auth, health, pages
+from web.endpoints import api, assignment_settings, auth, health, pages
 from web.openapi import API, ApiRoute, Operation
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -163,6 +163,10 @@ def build_routes() -> list[BaseRoute]:
         Route("/cohorts/{cohort}/group-rules/{rule:int}/delete", pages.group_rule_delete_form,
               methods=["POST"], name="cohorts:group-rules:delete"),
         Route("/assignments/{assignment:int}", pages.assignment_page, name="assignments:detail"),
+        Route("/assignments/{assignment:int}/settings", assignment_settings.settings_page,
+              name="assignments:settings"),
+        Route("/assignments/{assignment:int}/settings", assignment_settings.settings_form,
+              methods=["POST"], name="assignments:settings:save"),
         Route("/healthz", health.healthz, name="healthz"),
         Route("/readyz", health.readyz, name="readyz"),
         Route(f"{API}/openapi.json", api.openapi_document, name="api:openapi"),

@@ -82,6 +82,23 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
         expect(*STAFF_ONLY, 303, 303, 303),
     ),
     ("assignments:detail", "GET"): (get("/assignments/{w.assignment_id}"), PAGE_MEMBER),
+    ("assignments:settings", "GET"): (
+        get("/assignments/{w.assignment_id}/settings"),
+        expect(303, 404, 404, 200, 200, 200),
+    ),
+    ("assignments:settings:save", "POST"): (
+        send(
+            "POST",
+            "/assignments/{w.assignment_id}/settings",
+            data={
+                "version": "2",
+                "title": "Renamed",
+                "late_policy": "accept",
+                "reviews_per_paper": "2",
+            },
+        ),
+        expect(303, 404, 404, 303, 303, 303),
+    ),
     ("healthz", "GET"): (get("/healthz"), same(200)),
     ("readyz", "GET"): (get("/readyz"), same(200)),
     ("api:openapi", "GET"): (get("/api/v1/openapi.json"), same(200)),
