@@ -24,10 +24,12 @@ from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from services import events, policy
+from services import audit, events, policy
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import (
     Assignment,
@@ -41,6 +43,7 @@ from services.models import (
     User,
 )
 from services.policy import Actor
+from services.views import ExclusionView
 
 ACTIVE = (TaskStatus.assigned, TaskStatus.started, TaskStatus.submitted)
 
@@ -480,7 +483,9 @@ async def run_allocation(
     return await start_allocation(session, assignment=assignment)
 
 
-async def _student(session: AsyncSession, assignment: Assignment, user_id: int) -> User:
+async def _student(
+    session: AsyncSession, assignment: Assignment, user_id: int, field: str = "reviewer"
+) -> User:
     member = await session.scalar(
         select(Membership).where(
             Membership.cohort_id == assignment.cohort_id,
@@ -490,8 +495,25 @@ async def _student(session: AsyncSession, assignment: Assignment, user_id: int) 
     )
     user = await session.get(User, user_id) if member is not None else None
     if user is None:
-        raise Invalid(problems=[Problem("is not a student of this cohort", field="reviewer")])
+        raise Invalid(problems=[Problem("is not a student of this cohort", field=field)])
     return user
+
+
+async def _audit_by_hand(
+    session: AsyncSession, actor: Actor, assignment: Assignment, action: str, paper: Paper | None
+) -> None:
+    """By-hand allocation changes are moderator actions, so they are audited; the entry names
+    the paper's code but not the reviewer, so the audit log (which instructors read) never
+    links a reviewer to a paper: that takes a reveal, with a reason."""
+    await audit.record(
+        session,
+        actor=actor,
+        cohort_id=assignment.cohort_id,
+        action=action,
+        target_type="paper" if paper is not None else "assignment",
+        target_id=paper.code if paper is not None else assignment.id or 0,
+        details={"assignment": assignment.id},
+    )
 
 
 async def assign_by_hand(
@@ -500,9 +522,12 @@ async def assign_by_hand(
     actor: Actor,
     assignment_id: int,
     paper_public_id: str,
-    reviewer_id: int,
+    reviewer_id: int | None = None,
 ) -> ReviewTask:
-    """A moderator adds a reviewer to a paper (never its author, an excluded pair, or twice)."""
+    """A moderator adds a reviewer to a paper (never its author, an excluded pair, or twice).
+    Without a named reviewer the least-loaded eligible student is chosen, which tells the
+    moderator nothing about who wrote or reviews the paper. A named reviewer can (a refusal
+    says why), so the web layer calls `announce_named_choice` first."""
     assignment = await _managed_assignment(session, actor=actor, assignment_id=assignment_id)
     paper = await session.scalar(
         select(Paper).where(
@@ -511,14 +536,18 @@ async def assign_by_hand(
     )
     if paper is None:
         raise NotFound("No such paper.")
-    await _student(session, assignment, reviewer_id)
-    await _check_pair(session, assignment, paper, reviewer_id)
+    if reviewer_id is None:
+        reviewer_id = await _pick_reviewer(session, assignment, paper)
+    else:
+        await _student(session, assignment, reviewer_id)
+        await _check_pair(session, assignment, paper, reviewer_id)
     if assignment.allocation_seed is None:
         assignment.allocation_seed = secrets.token_hex(16)
     assert paper.id is not None
     (task,) = await apply_plan(
         session, assignment=assignment, result=Plan(create=[(paper.id, reviewer_id)]), by_hand=True
     )
+    await _audit_by_hand(session, actor, assignment, "review.assign", paper)
     return task
 
 
@@ -547,10 +576,102 @@ async def _check_pair(
         raise Conflict("That person already reviews this paper.")
 
 
+async def _pick_reviewer(session: AsyncSession, assignment: Assignment, paper: Paper) -> int:
+    """The least-loaded student who may review this paper (not its author, not already one
+    of its reviewers, not kept apart from its author); ties are broken at random."""
+    pool = set(await _pool(session, assignment))
+    taken = set(
+        (
+            await session.execute(
+                select(ReviewTask.reviewer_id).where(
+                    ReviewTask.paper_id == paper.id, col(ReviewTask.status).in_(ACTIVE)
+                )
+            )
+        ).scalars()
+    )
+    kept_apart = set(
+        (
+            await session.execute(
+                select(ReviewExclusion.reviewer_id).where(
+                    ReviewExclusion.assignment_id == assignment.id,
+                    ReviewExclusion.author_id == paper.author_id,
+                )
+            )
+        ).scalars()
+    )
+    eligible = pool - taken - kept_apart - {paper.author_id}
+    if not eligible:
+        raise Conflict(
+            "No other student can take a review of this paper: all of them already review it, "
+            "wrote it, or are kept apart from its author."
+        )
+    loads = dict(
+        (
+            await session.execute(
+                select(ReviewTask.reviewer_id, sa.func.count())
+                .where(
+                    ReviewTask.assignment_id == assignment.id, col(ReviewTask.status).in_(ACTIVE)
+                )
+                .group_by(col(ReviewTask.reviewer_id))
+            )
+        ).all()
+    )
+    lightest = min(loads.get(uid, 0) for uid in eligible)
+    return secrets.choice(sorted(uid for uid in eligible if loads.get(uid, 0) == lightest))
+
+
+async def announce_named_choice(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    assignment_id: int,
+    reason: str,
+    paper_public_id: str | None = None,
+    task_public_id: str | None = None,
+) -> None:
+    """Naming the reviewer of a paper can tell a moderator who wrote it or who reviews it
+    (the refusals say so), so, like a reveal, it takes a reason and is audited first: the
+    caller commits this before the attempt, so a refused probe is on record too. The entry
+    names the paper, never the reviewer."""
+    if task_public_id is not None:
+        task = await session.scalar(
+            select(ReviewTask).where(ReviewTask.public_id == task_public_id)
+        )
+        if task is None:
+            raise NotFound("No such review task.")
+        assignment = await _managed_assignment(
+            session, actor=actor, assignment_id=task.assignment_id
+        )
+        paper = await session.get(Paper, task.paper_id)
+        action = "review.move.named"
+    else:
+        assignment = await _managed_assignment(session, actor=actor, assignment_id=assignment_id)
+        paper = await session.scalar(
+            select(Paper).where(
+                Paper.public_id == paper_public_id, Paper.assignment_id == assignment.id
+            )
+        )
+        action = "review.assign.named"
+    if paper is None:
+        raise NotFound("No such paper.")
+    cleaned = audit.clean_reason(reason)
+    await audit.record(
+        session,
+        actor=actor,
+        cohort_id=assignment.cohort_id,
+        action=action,
+        target_type="paper",
+        target_id=paper.code,
+        reason=cleaned,
+        details={"assignment": assignment.id},
+    )
+
+
 async def move_task(
-    session: AsyncSession, *, actor: Actor, task_public_id: str, reviewer_id: int
+    session: AsyncSession, *, actor: Actor, task_public_id: str, reviewer_id: int | None = None
 ) -> ReviewTask:
-    """A moderator moves an unsubmitted task to another student; the old one is withdrawn."""
+    """A moderator moves an unsubmitted task to another student (named, or else the
+    least-loaded eligible one); the old task is withdrawn."""
     task = await session.scalar(select(ReviewTask).where(ReviewTask.public_id == task_public_id))
     if task is None:
         raise NotFound("No such review task.")
@@ -559,8 +680,11 @@ async def move_task(
         raise Conflict("Only a task that is not submitted can move.")
     paper = await session.get(Paper, task.paper_id)
     assert paper is not None
-    await _student(session, assignment, reviewer_id)
-    await _check_pair(session, assignment, paper, reviewer_id)
+    if reviewer_id is None:
+        reviewer_id = await _pick_reviewer(session, assignment, paper)
+    else:
+        await _student(session, assignment, reviewer_id)
+        await _check_pair(session, assignment, paper, reviewer_id)
     task.status = TaskStatus.withdrawn
     session.add(task)
     (new,) = await apply_plan(
@@ -569,19 +693,70 @@ async def move_task(
         result=Plan(create=[(task.paper_id, reviewer_id)]),
         by_hand=True,
     )
+    await _audit_by_hand(session, actor, assignment, "review.move", paper)
     return new
 
 
 async def exclude_pair(
     session: AsyncSession, *, actor: Actor, assignment_id: int, reviewer_id: int, author_id: int
 ) -> ReviewExclusion:
-    """A moderator records a conflict of interest: this reviewer never gets this author."""
+    """A moderator records a conflict of interest: this reviewer never gets this author's
+    paper in any later allocation (a review already allocated stays; move it by hand).
+    Recording the same pair twice is not an error."""
     assignment = await _managed_assignment(session, actor=actor, assignment_id=assignment_id)
     if reviewer_id == author_id:
         raise Invalid(problems=[Problem("must be two different people", field="author")])
+    await _student(session, assignment, reviewer_id, "reviewer")
+    await _student(session, assignment, author_id, "author")
+    existing = await session.scalar(
+        select(ReviewExclusion).where(
+            ReviewExclusion.assignment_id == assignment.id,
+            ReviewExclusion.reviewer_id == reviewer_id,
+            ReviewExclusion.author_id == author_id,
+        )
+    )
+    if existing is not None:
+        return existing
     row = ReviewExclusion(
         assignment_id=assignment.id or 0, reviewer_id=reviewer_id, author_id=author_id
     )
     session.add(row)
     await session.flush()
+    await _audit_by_hand(session, actor, assignment, "review.exclude", None)
     return row
+
+
+async def list_exclusions(
+    session: AsyncSession, *, actor: Actor, assignment_id: int
+) -> list[ExclusionView]:
+    """The assignment's conflicts of interest, for its staff, by reviewer name."""
+    assignment = await _managed_assignment(session, actor=actor, assignment_id=assignment_id)
+    reviewer, author = aliased(User), aliased(User)
+    rows = await session.execute(
+        select(
+            col(ReviewExclusion.id), reviewer.display_name, author.display_name,
+            col(ReviewExclusion.created_at),
+        )
+        .join(reviewer, col(reviewer.id) == col(ReviewExclusion.reviewer_id))
+        .join(author, col(author.id) == col(ReviewExclusion.author_id))
+        .where(ReviewExclusion.assignment_id == assignment.id)
+        .order_by(reviewer.display_name, author.display_name)
+    )  # fmt: skip
+    return [
+        ExclusionView(id=i, reviewer=r, author=a, created_at=at)
+        for i, r, a, at in rows.all()
+        if i is not None
+    ]
+
+
+async def remove_exclusion(
+    session: AsyncSession, *, actor: Actor, assignment_id: int, exclusion_id: int
+) -> None:
+    """Staff lift a conflict of interest (later allocations may pair them again); audited."""
+    assignment = await _managed_assignment(session, actor=actor, assignment_id=assignment_id)
+    row = await session.get(ReviewExclusion, exclusion_id)
+    if row is None or row.assignment_id != assignment.id:
+        raise NotFound("No such conflict of interest.")
+    await session.delete(row)
+    await session.flush()
+    await _audit_by_hand(session, actor, assignment, "review.exclude.lift", None)

@@ -17,6 +17,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.errors import Invalid, Problem
 from services.models import AuditEvent, utcnow
 from services.policy import Actor
 
@@ -43,6 +44,26 @@ def _iso(value: datetime) -> str:
     # Microseconds are dropped: not every backend keeps them, and the hash must survive a
     # round trip through the database.
     return value.replace(microsecond=0).isoformat()
+
+
+MIN_REASON_CHARS = 10
+MAX_REASON_CHARS = 2000
+
+
+def clean_reason(reason: str) -> str:
+    """The stated reason for learning an identity (a reveal, a named reviewer),
+    whitespace-normalized; Invalid when it is too short or too long to be a reason."""
+    cleaned = " ".join(reason.split())
+    if len(cleaned) < MIN_REASON_CHARS or len(cleaned) > MAX_REASON_CHARS or "\x00" in reason:
+        raise Invalid(
+            problems=[
+                Problem(
+                    f"state why, in {MIN_REASON_CHARS}-{MAX_REASON_CHARS} characters",
+                    field="reason",
+                )
+            ]
+        )
+    return cleaned
 
 
 async def record(

@@ -12,14 +12,12 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import audit, papers, policy
-from services.errors import Invalid, NotFound, PermissionDenied, Problem
+from services.errors import NotFound, PermissionDenied
 from services.models import Assignment, AuditEvent, Paper, ReviewTask, TaskStatus, User
 from services.policy import Actor
 from services.views import AuditEventView, RevealedPersonView, RevealView
 
 Target = Literal["author", "reviewers"]
-MIN_REASON_CHARS = 10
-MAX_REASON_CHARS = 2000
 
 
 async def reveal(
@@ -42,16 +40,7 @@ async def reveal(
     )
     if paper is None:
         raise NotFound("No such paper.")
-    cleaned = " ".join(reason.split())
-    if len(cleaned) < MIN_REASON_CHARS or len(cleaned) > MAX_REASON_CHARS or "\x00" in reason:
-        raise Invalid(
-            problems=[
-                Problem(
-                    f"state why, in {MIN_REASON_CHARS}-{MAX_REASON_CHARS} characters",
-                    field="reason",
-                )
-            ]
-        )
+    cleaned = audit.clean_reason(reason)
     tasks = list(
         (
             await session.execute(

@@ -481,6 +481,15 @@ class AllocationPaperView(View):
     tasks: list[AllocationTaskView]
 
 
+class ExclusionView(View):
+    """A conflict of interest, for staff: names only, never a paper."""
+
+    id: int
+    reviewer: str
+    author: str
+    created_at: datetime
+
+
 class AllocationView(View):
     assignment_id: int
     phase: Phase

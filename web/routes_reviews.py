@@ -37,6 +37,14 @@ def page_routes() -> list[BaseRoute]:
         Route(f"{A}/phase", r.phase_form, methods=["POST"], name="reviews:phase"),
         Route(f"{A}/allocate", r.allocate_form, methods=["POST"], name="reviews:allocate"),
         Route(f"{A}/reveal", r.reveal_form, methods=["POST"], name="reviews:reveal"),
+        Route(f"{A}/review-dashboard/assign", r.assign_form, methods=["POST"],
+              name="reviews:assign"),
+        Route(f"{A}/review-dashboard/move", r.move_form, methods=["POST"], name="reviews:move"),
+        Route(f"{A}/review-conflicts", r.conflicts_page, name="reviews:conflicts"),
+        Route(f"{A}/review-conflicts", r.exclude_form, methods=["POST"],
+              name="reviews:exclude"),
+        Route(f"{A}/review-conflicts/lift", r.unexclude_form, methods=["POST"],
+              name="reviews:exclude:lift"),
     ]  # fmt: skip
 
 
@@ -63,7 +71,8 @@ def api_routes() -> list[ApiRoute]:
                      {200: AllocationView}, errors=(404, 409))),
         ApiRoute(f"{A}/allocations/manual", r.api_assign, methods=["POST"],
                  name="api:allocations:assign",
-                 operation=Operation("Add a reviewer to a paper by hand (staff)", "reviews",
+                 operation=Operation("Add a reviewer to a paper by hand (staff); without "
+                                     "`reviewer` Peerboard picks one", "reviews",
                                      {201: AllocationView},
                                      request_body={"application/json": r.ManualAssign},
                                      errors=WRITE)),
@@ -75,7 +84,8 @@ def api_routes() -> list[ApiRoute]:
                                      errors=WRITE)),
         ApiRoute("/review-tasks/{task}/move", r.api_move_task, methods=["POST"],
                  name="api:tasks:move",
-                 operation=Operation("Move an unsubmitted task to another student (staff)",
+                 operation=Operation("Move an unsubmitted task to another student (staff); "
+                                     "without `reviewer` Peerboard picks one",
                                      "reviews", {200: AllocationView},
                                      request_body={"application/json": r.TaskMove},
                                      errors=WRITE)),

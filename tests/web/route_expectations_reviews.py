@@ -15,7 +15,7 @@ import httpx
 from sqlmodel import select
 
 from services.db import transaction
-from services.models import Paper, Phase, Review, ReviewTask, Role
+from services.models import Paper, Phase, Review, ReviewExclusion, ReviewTask, Role
 from tests.review_support import run_review_round
 from tests.web.policy_support import expect, get, send
 
@@ -69,6 +69,34 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
         ),
         expect(404, 404, 404, 200, 200, 200),
     ),
+    ("reviews:assign", "POST"): (
+        send("POST", f"{REV}/review-dashboard/assign", data={"paper": "{w.extras[ada_paper]}"}),
+        expect(404, 404, 404, 303, 303, 303),
+    ),
+    ("reviews:move", "POST"): (
+        send("POST", f"{REV}/review-dashboard/move", data={"task": "{w.extras[task]}"}),
+        expect(404, 404, 404, 303, 303, 303),
+    ),
+    ("reviews:conflicts", "GET"): (
+        get(f"{REV}/review-conflicts"),
+        expect(303, 404, 404, 200, 200, 200),
+    ),
+    ("reviews:exclude", "POST"): (
+        send(
+            "POST",
+            f"{REV}/review-conflicts",
+            data={"reviewer": "{w.extras[spare]}", "author": "{w.extras[ada_id]}"},
+        ),
+        expect(404, 404, 404, 303, 303, 303),
+    ),
+    ("reviews:exclude:lift", "POST"): (
+        send(
+            "POST",
+            "/assignments/{w.extras[fb]}/review-conflicts/lift",
+            data={"exclusion": "{w.extras[exclusion]}"},
+        ),
+        expect(404, 404, 404, 303, 303, 303),
+    ),
     # API
     ("api:papers:mine", "GET"): (get(f"{API}{MAIN}/paper"), STUDENT_ONLY_API),
     ("api:papers:save", "PUT"): (
@@ -81,7 +109,11 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
         send(
             "POST",
             f"{API}{REV}/allocations/manual",
-            json={"paper": "{w.extras[ada_paper]}", "reviewer": "{w.extras[spare]}"},
+            json={
+                "paper": "{w.extras[ada_paper]}",
+                "reviewer": "{w.extras[spare]}",
+                "reason": REASON,
+            },
         ),
         expect(404, 404, 404, 201, 201, 201),
     ),
@@ -97,7 +129,7 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
         send(
             "POST",
             f"{API}/review-tasks/{{w.extras[task]}}/move",
-            json={"reviewer": "{w.extras[move_to]}"},
+            json={"reviewer": "{w.extras[move_to]}", "reason": REASON},
         ),
         STAFF_API,
     ),
@@ -215,3 +247,9 @@ async def _prepare(world: World) -> None:
             review=review.public_id,
             code=ben_paper.code,
         )
+    async with transaction(world.sessions) as session:
+        # In the finished round, so that it constrains nothing the other routes do.
+        kept = ReviewExclusion(assignment_id=fb, reviewer_id=ids["ben"], author_id=ids["cy"])
+        session.add(kept)
+        await session.flush()
+        world.extras["exclusion"] = kept.id

@@ -19,6 +19,7 @@ from services import (
     assignments,
     cohorts,
     events,
+    memberships,
     papers,
     phases,
     policy,
@@ -33,6 +34,7 @@ from services.models import (
     Event,
     Phase,
     ReviewTask,
+    Role,
     Stance,
 )
 from services.policy import Actor
@@ -43,6 +45,7 @@ from services.views import (
     PhaseView,
 )
 from web import live
+from web.charts import bar_chart
 from web.context import templates_of, unit_of_work
 from web.endpoints.pages import FLASH_KEY, page_unit
 from web.endpoints.parsing import read_model
@@ -90,13 +93,28 @@ class PhaseChange(BaseModel):
     phase: Phase
 
 
+NAMED = (
+    "Naming the reviewer can tell you who wrote or reviews the paper (a refusal says why), so "
+    "like a reveal it needs a reason, and the attempt is audited before it runs."
+)
+
+
 class ManualAssign(BaseModel):
     paper: str = Field(max_length=32, description="The paper's opaque id")
-    reviewer: int = Field(description="The student's user id (from the members list)")
+    reviewer: int | None = Field(
+        default=None,
+        description="A student's user id (from the members list); omit to let Peerboard "
+        "choose the least-loaded eligible student. " + NAMED,
+    )
+    reason: str | None = Field(default=None, max_length=2000, description="Required with reviewer")
 
 
 class TaskMove(BaseModel):
-    reviewer: int = Field(description="The student's user id (from the members list)")
+    reviewer: int | None = Field(
+        default=None,
+        description="A student's user id; omit to let Peerboard choose. " + NAMED,
+    )
+    reason: str | None = Field(default=None, max_length=2000, description="Required with reviewer")
 
 
 class ExclusionCreate(BaseModel):
@@ -203,8 +221,28 @@ async def api_allocate(request: Request) -> Response:
     return json_response(view)
 
 
+async def _announce_named(
+    request: Request,
+    reviewer: int | None,
+    reason: str | None,
+    *,
+    paper: str | None = None,
+    task: str | None = None,
+) -> None:
+    """A named reviewer: the reasoned attempt is audited and committed first, so a refused
+    attempt stays on record (see allocation.announce_named_choice)."""
+    if reviewer is None:
+        return
+    async with unit_of_work(request) as (session, actor):
+        await allocation.announce_named_choice(
+            session, actor=actor, assignment_id=_assignment_id(request) if task is None else 0,
+            reason=reason or "", paper_public_id=paper, task_public_id=task,
+        )  # fmt: skip
+
+
 async def api_assign(request: Request) -> Response:
     data = await read_model(request, ManualAssign)
+    await _announce_named(request, data.reviewer, data.reason, paper=data.paper)
     async with unit_of_work(request) as (session, actor):
         await allocation.assign_by_hand(
             session,
@@ -232,12 +270,11 @@ async def api_exclude(request: Request) -> Response:
 
 async def api_move_task(request: Request) -> Response:
     data = await read_model(request, TaskMove)
+    task_id = request.path_params["task"]
+    await _announce_named(request, data.reviewer, data.reason, task=task_id)
     async with unit_of_work(request) as (session, actor):
         task = await allocation.move_task(
-            session,
-            actor=actor,
-            task_public_id=request.path_params["task"],
-            reviewer_id=data.reviewer,
+            session, actor=actor, task_public_id=task_id, reviewer_id=data.reviewer
         )
         view = await allocation_view(session, actor=actor, assignment_id=task.assignment_id)
     return json_response(view)
@@ -572,8 +609,100 @@ async def dashboard_page(request: Request) -> Response:
             "alloc": alloc,
             "report": report,
             "moves": phases.allowed_moves(alloc.phase) if can_phase else [],
-            "chart": stance_chart(report.overall),
+            "chart": bar_chart(
+                [(c.stance.replace("_", " "), c.count) for c in report.overall],
+                title=f"Overall stance toward {report.source or 'the source'}",
+            ),
         },
+    )
+
+
+def _user_id(form: FormData, name: str) -> int:
+    try:
+        return int(_field(form, name))
+    except ValueError:
+        raise Invalid(problems=[Problem("choose a student", field=name)]) from None
+
+
+def _path(request: Request, name: str) -> str:
+    return str(request.app.url_path_for(name, assignment=str(_assignment_id(request))))
+
+
+async def assign_form(request: Request) -> Response:
+    """A moderator adds one more reviewer to a paper; Peerboard picks the student (the
+    least-loaded eligible one), so the page never links a name to a paper."""
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        task = await allocation.assign_by_hand(
+            session, actor=caller.actor, assignment_id=_assignment_id(request),
+            paper_public_id=_field(form, "paper"),
+        )  # fmt: skip
+    return redirect_with_flash(
+        request, _path(request, "reviews:dashboard"), f"Reviewer {task.reviewer_number} is added."
+    )
+
+
+async def move_form(request: Request) -> Response:
+    """A moderator gives an unsubmitted review to another student, whom Peerboard picks."""
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        task = await allocation.move_task(
+            session, actor=caller.actor, task_public_id=_field(form, "task")
+        )
+        if task.assignment_id != _assignment_id(request):
+            raise NotFound("No such review task.")
+    return redirect_with_flash(
+        request,
+        _path(request, "reviews:dashboard"),
+        f"The review is moved: it is now Reviewer {task.reviewer_number}'s.",
+    )
+
+
+async def conflicts_page(request: Request) -> Response:
+    """Conflicts of interest: pairs of students kept apart. Names, but never a paper."""
+    assignment_id = _assignment_id(request)
+    async with page_unit(request) as (session, caller):
+        if caller.user is None:
+            return _signin(request)
+        ctx = await _context(session, caller.actor, assignment_id)
+        pairs = await allocation.list_exclusions(
+            session, actor=caller.actor, assignment_id=assignment_id
+        )
+        roster = await memberships.list_members(
+            session, actor=caller.actor, slug=ctx["cohort"].slug
+        )
+    students = [m for m in roster if m.role is Role.student]
+    return render_page(
+        request, "review_conflicts.html", {**ctx, "pairs": pairs, "students": students}
+    )
+
+
+async def unexclude_form(request: Request) -> Response:
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        await allocation.remove_exclusion(
+            session, actor=caller.actor, assignment_id=_assignment_id(request),
+            exclusion_id=_user_id(form, "exclusion"),
+        )  # fmt: skip
+    return redirect_with_flash(
+        request, _path(request, "reviews:conflicts"), "They may review each other again."
+    )
+
+
+async def exclude_form(request: Request) -> Response:
+    """A moderator keeps two students apart: one never reviews the other's paper."""
+    form = await request.form()
+    reviewer, author = _user_id(form, "reviewer"), _user_id(form, "author")
+    async with page_unit(request, form) as (session, caller):
+        await allocation.exclude_pair(
+            session, actor=caller.actor, assignment_id=_assignment_id(request),
+            reviewer_id=reviewer, author_id=author,
+        )  # fmt: skip
+    return redirect_with_flash(
+        request,
+        _path(request, "reviews:conflicts"),
+        "They are kept apart in later allocations; a review already given stays "
+        "(move it from the review dashboard if needed).",
     )
 
 
@@ -625,19 +754,3 @@ async def reveal_form(request: Request) -> Response:
     response = render_page(request, "reveal.html", {**ctx, "reveal": view})
     response.headers["Cache-Control"] = "no-store"
     return response
-
-
-def stance_chart(counts: Sequence[Any]) -> dict[str, Any]:
-    """A horizontal bar chart of stance counts, drawn as SVG on the server."""
-    labels = {s.value: s.value.replace("_", " ") for s in Stance}
-    top = max((c.count for c in counts), default=0) or 1
-    bars = [
-        {
-            "label": labels.get(c.stance, c.stance),
-            "count": c.count,
-            "width": round(300 * c.count / top),
-            "y": 10 + i * 28,
-        }
-        for i, c in enumerate(counts)
-    ]
-    return {"bars": bars, "height": 20 + 28 * len(bars)}
