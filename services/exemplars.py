@@ -10,9 +10,10 @@ and may refresh the snapshot.
 from __future__ import annotations
 
 import secrets
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -49,6 +50,9 @@ from services.views import ExemplarView
 
 MAX_NOTE_CHARS = 5_000
 MAX_TITLE_CHARS = 200
+
+Direction = Literal["up", "down"]
+DIRECTIONS: tuple[Direction, ...] = ("up", "down")
 
 
 @dataclass(frozen=True)
@@ -407,6 +411,117 @@ async def update(
     exemplar.updated_at = utcnow()
     await session.flush()
     return exemplar
+
+
+async def move(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    public_id: str,
+    direction: str,
+    version: int | None = None,
+    neighbour: str | None = None,
+) -> Exemplar:
+    """Curators move an exemplar one place up or down in its gallery (its question's, or the
+    whole assignment's) by swapping places with its neighbour there. A form that saw another
+    version of it, or another neighbour, is refused (409) rather than guessed at."""
+    if direction not in DIRECTIONS:
+        raise Invalid(problems=[Problem("must be up or down", field="direction")])
+    exemplar, cohort = await _curated_exemplar(session, actor=actor, public_id=public_id)
+    # Lock the whole group (PostgreSQL; SQLite has a single writer anyway) so that two moves
+    # at once queue instead of both swapping from the same order; in id order, so that they
+    # never deadlock. populate_existing: what we read before the lock may be stale by now.
+    group = list(
+        (
+            await session.execute(
+                select(Exemplar)
+                .where(
+                    Exemplar.assignment_id == exemplar.assignment_id,
+                    Exemplar.question_id == exemplar.question_id,
+                )
+                .order_by(col(Exemplar.id))
+                .with_for_update()
+                .execution_options(populate_existing=True)
+            )
+        ).scalars()
+    )
+    if not any(e.id == exemplar.id for e in group):  # moved to another gallery meanwhile
+        raise Conflict("This exemplar changed meanwhile; reload the gallery and try again.")
+    if version is not None and version != exemplar.version:
+        raise Conflict(f"This exemplar changed meanwhile (now version {exemplar.version}).")
+    order = sorted(group, key=lambda e: (e.position, e.id or 0))  # the gallery's order
+    at = next(i for i, e in enumerate(order) if e.id == exemplar.id)
+    there = at - 1 if direction == "up" else at + 1
+    if not 0 <= there < len(order):
+        where = "first" if direction == "up" else "last"
+        raise Conflict(f"“{exemplar.title}” is already the {where} in its gallery.")
+    other = order[there]
+    if neighbour is not None and neighbour != other.public_id:
+        raise Conflict(
+            "The order of this gallery changed meanwhile, so nothing was moved; "
+            "look at the order now and try again."
+        )
+    before = {e.id: e.position for e in order}
+    if len(set(before.values())) < len(order):
+        # Equal positions (set through the API) would make a swap change nothing, as ties
+        # are shown in id order: number the group 1..n as it is shown, then swap.
+        for number, e in enumerate(order, start=1):
+            e.position = number
+    exemplar.position, other.position = other.position, exemplar.position
+    now = utcnow()
+    for e in order:
+        if e.position != before[e.id]:
+            e.version += 1  # a PATCH that saw the old position is now stale (409)
+            e.updated_at = now
+    await audit.record(
+        session, actor=actor, cohort_id=cohort.id, action="exemplar.move",
+        target_type="exemplar", target_id=exemplar.public_id,
+        details={"direction": direction, "swapped_with": other.public_id,
+                 "position": exemplar.position},
+    )  # fmt: skip
+    await session.flush()
+    return exemplar
+
+
+@dataclass(frozen=True)
+class CurationControls:
+    """What a curator's gallery page needs to edit one exemplar in place: its note as
+    written, the version its forms send back, and its neighbours in its own gallery (the
+    public ids it would swap with; None at either end)."""
+
+    note: str
+    version: int
+    above: str | None
+    below: str | None
+
+
+async def curation_controls(
+    session: AsyncSession, *, actor: Actor, assignment_id: int
+) -> dict[str, CurationControls]:
+    """Curators get the controls of every exemplar of the assignment, everyone else none."""
+    assignment, cohort = await _assignment_and_cohort(
+        session, actor=actor, assignment_id=assignment_id
+    )
+    if not policy.can_curate_exemplars(actor, cohort):
+        return {}
+    rows = await session.execute(
+        select(Exemplar.public_id, Exemplar.question_id, Exemplar.note, Exemplar.version)
+        .where(Exemplar.assignment_id == assignment.id)
+        .order_by(col(Exemplar.position), col(Exemplar.id))
+    )
+    groups: dict[int | None, list[tuple[str, str, int]]] = defaultdict(list)
+    for public_id, question_id, note, version in rows.all():
+        groups[question_id].append((public_id, note, version))
+    controls = {}
+    for group in groups.values():
+        for i, (public_id, note, version) in enumerate(group):
+            controls[public_id] = CurationControls(
+                note=note,
+                version=version,
+                above=group[i - 1][0] if i > 0 else None,
+                below=group[i + 1][0] if i + 1 < len(group) else None,
+            )
+    return controls
 
 
 async def refresh(session: AsyncSession, *, actor: Actor, public_id: str) -> Exemplar:

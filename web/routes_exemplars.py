@@ -22,6 +22,10 @@ def page_routes() -> list[BaseRoute]:
               name="workspace"),
         Route("/exemplars/nominate", ex.nominate_form, methods=["POST"],
               name="exemplars:nominate"),
+        Route("/exemplars/{exemplar}/move", ex.move_form, methods=["POST"],
+              name="exemplars:move"),
+        Route("/exemplars/{exemplar}/edit", ex.edit_form, methods=["POST"],
+              name="exemplars:edit"),
     ]  # fmt: skip
 
 

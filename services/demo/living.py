@@ -1,5 +1,6 @@
 """The demo's living cohort: discussion on every question, a paper from every student (one
-of them the fixture's sample paper), reviews in progress on the Secure Base assignment,
+of them the fixture's sample paper), reviews under way on the Secure Base assignment (most
+submitted, so its workspace has stance charts; some drafted; some not started),
 a finished sample round with released feedback, and exemplars with curator notes.
 
 Everything goes through the same services people use; it runs once (the first exemplar
@@ -14,18 +15,17 @@ from sqlmodel import col, select
 from services import discussions, exemplars, papers, phases, policy, reviews
 from services.demo import DEMO_PEOPLE
 from services.demo.discussions import seed_discussions
+from services.demo.review_progress import seed_review_progress
 from services.demo.reviews import PAPERS, seed_review_round
 from services.models import (
     Assignment,
     Exemplar,
     ExemplarKind,
-    Paper,
     Phase,
     Post,
     Question,
     Review,
     ReviewTask,
-    Stance,
     Thread,
     User,
 )
@@ -93,28 +93,8 @@ async def seed_living_cohort(
     await phases.change_phase(
         session, actor=system, assignment_id=assignment.id, phase=Phase.review
     )
-    # Reviews in progress: Ada has drafted one (a stance and a quote), not submitted yet.
-    task = await session.scalar(
-        select(ReviewTask)
-        .where(
-            ReviewTask.assignment_id == assignment.id,
-            ReviewTask.reviewer_id == people["ada-student"].user_id,
-        )
-        .order_by(col(ReviewTask.id))
-        .limit(1)
-    )
-    if task is not None:
-        paper_text = await _paper_text(session, task)
-        quote = paper_text.split(".")[0].strip()
-        await reviews.save_review(
-            session, actor=people["ada-student"], task_id=task.public_id,
-            data=reviews.ReviewInput(
-                overall_stance=Stance.mostly_agrees,
-                evidence=[reviews.QuoteInput(component=None, text=quote)],
-                rationale="Draft: the paper leans on the secure-base idea throughout.",
-            ),
-            expected_version=None,
-        )  # fmt: skip
+    # Reviews under way: most submitted, some drafted, some not started (Ada has one of each).
+    await seed_review_progress(session, assignment_id=assignment.id, people=people)
 
     # Exemplars with notes: the sample paper, a discussion post, a review of the sample round.
     await exemplars.nominate(
@@ -160,11 +140,3 @@ async def seed_living_cohort(
                 source=review.public_id, publish=True,
                 note="Every stance is backed by a quotation from the paper.",
             )  # fmt: skip
-
-
-async def _paper_text(session: AsyncSession, task: ReviewTask) -> str:
-    paper = await session.get(Paper, task.paper_id)
-    assert paper is not None
-    version = await papers.current_version(session, paper)
-    assert version is not None
-    return version.body

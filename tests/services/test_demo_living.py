@@ -5,18 +5,27 @@ from __future__ import annotations
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from services import stance
 from services.demo import seed_demo
 from services.demo.living import seed_living_cohort
 from services.models import (
     Assignment,
+    ComponentStance,
+    EvidenceQuote,
     Exemplar,
     Paper,
+    PaperVersion,
     Phase,
     Question,
     Review,
+    ReviewComponent,
     ReviewRating,
+    ReviewTask,
+    TaskStatus,
     Thread,
+    User,
 )
+from services.policy import Actor
 
 ISSUER = "http://127.0.0.1:9400"
 
@@ -65,11 +74,83 @@ async def test_the_demo_comes_alive_once(session: AsyncSession) -> None:
     assert len(notes) == 3 and all(notes)
 
 
+async def test_the_secure_base_workspace_has_stance_charts_and_ada_has_reviews_to_do(
+    session: AsyncSession,
+) -> None:
+    assignment = await seed_demo(session, issuer=ISSUER)
+    assert assignment.id is not None
+    await seed_living_cohort(
+        session, assignment=assignment, issuer=ISSUER, sample_paper=assignment.sample_paper or ""
+    )
+    report = await stance.stance_report(session, actor=Actor.system(), assignment_id=assignment.id)
+    done = report.completion
+    assert done is not None and done.papers == 4
+    # Most reviews are in, some are drafts, some not started.
+    assert done.submitted > done.tasks / 2 and done.started >= 1 and done.assigned >= 1
+    assert len([c for c in report.overall if c.count]) >= 2  # submitted, in varied stances
+    assert sum(c.count for c in report.overall) == done.submitted
+    assert report.alpha_ordinal is not None and report.pairable_values >= 4
+    assert report.most_disagreement  # papers with more than one review, most split first
+    for_components = (
+        (
+            await session.execute(
+                select(ReviewComponent.stance)
+                .join(Review, Review.id == ReviewComponent.review_id)
+                .join(ReviewTask, ReviewTask.id == Review.task_id)
+                .where(
+                    ReviewTask.assignment_id == assignment.id,
+                    ReviewTask.status == TaskStatus.submitted,
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert {ComponentStance(s) for s in for_components} >= {
+        ComponentStance.agrees,
+        ComponentStance.mixed,
+        ComponentStance.disagrees,
+    }
+
+    # Ada, the person the demo is usually tried as, still has a review to write.
+    ada = await session.scalar(select(User).where(User.subject == "ada-student"))
+    assert ada is not None and ada.id is not None
+    mine = (
+        (
+            await session.execute(
+                select(ReviewTask.status).where(
+                    ReviewTask.assignment_id == assignment.id, ReviewTask.reviewer_id == ada.id
+                )
+            )
+        )
+        .scalars()
+        .all()
+    )
+    assert TaskStatus.submitted in mine
+    assert TaskStatus.started in mine and TaskStatus.assigned in mine
+
+    # The evidence is real: passages of the papers the reviews are of.
+    quotes = (
+        await session.execute(
+            select(EvidenceQuote, PaperVersion.body)
+            .join(Review, Review.id == EvidenceQuote.review_id)
+            .join(ReviewTask, ReviewTask.id == Review.task_id)
+            .join(
+                PaperVersion,
+                (PaperVersion.paper_id == ReviewTask.paper_id)
+                & (PaperVersion.version == Review.paper_version),
+            )
+            .where(ReviewTask.assignment_id == assignment.id)
+        )
+    ).all()
+    assert len(quotes) >= 2 * done.submitted
+    for quote, body in quotes:
+        assert body[quote.start : quote.end] == quote.text
+
+
 async def test_demo_people_have_their_names_before_they_first_sign_in(
     session: AsyncSession,
 ) -> None:
-    from services.models import User
-
     await seed_demo(session, issuer=ISSUER)
     names = set((await session.execute(select(User.display_name))).scalars())
     assert {"Ada Lindqvist", "Ivo Ivanov", "Mona Okafor"} <= names

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from services import discussions, exemplars, policy
+from services.db import transaction
 from services.errors import Conflict, Invalid, NotFound
 from services.models import (
     Attribution,
+    AuditEvent,
     Cohort,
     Exemplar,
     ExemplarKind,
@@ -224,3 +228,188 @@ async def _assignment(session: AsyncSession, world: ExemplarWorld):  # type: ign
     from services.models import Assignment
 
     return await session.get(Assignment, world.assignment_id)
+
+
+# --- ordering the gallery ------------------------------------------------------------------
+
+
+async def three_in_question_one(session: AsyncSession, w: ExemplarWorld) -> list[Exemplar]:
+    return [await nominate_post(session, w) for _ in range(3)]
+
+
+async def order(session: AsyncSession, w: ExemplarWorld, **where: object) -> list[str]:
+    return ids(await exemplars.gallery(
+        session, actor=w.actors["mona"], assignment_id=w.assignment_id, **where,  # type: ignore[arg-type]
+    ))  # fmt: skip
+
+
+async def move(
+    session: AsyncSession, w: ExemplarWorld, who: str, e: Exemplar, direction: str, **kw: object
+) -> Exemplar:
+    return await exemplars.move(
+        session, actor=w.actors[who], public_id=e.public_id, direction=direction,
+        **kw,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+async def test_curators_move_an_exemplar_up_and_down_in_its_gallery(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    a, b, c = await three_in_question_one(session, world)
+    q1 = world.question_ids[0]
+    await move(session, world, "mona", c, "up")
+    assert await order(session, world, question_id=q1) == ids_of(a, c, b)
+    await move(session, world, "ivo", a, "down", version=a.version, neighbour=c.public_id)
+    assert await order(session, world, question_id=q1) == ids_of(c, a, b)
+    # What students see agrees once the exemplars are published.
+    for e in (a, b, c):
+        await exemplars.update(
+            session, actor=world.actors["mona"], public_id=e.public_id, version=e.version,
+            status=ExemplarStatus.published,
+        )  # fmt: skip
+    assert ids(await exemplars.gallery(
+        session, actor=world.actors["ben"], assignment_id=world.assignment_id, question_id=q1
+    )) == ids_of(c, a, b)  # fmt: skip
+
+
+def ids_of(*made: Exemplar) -> list[str]:
+    return [e.public_id for e in made]
+
+
+async def test_the_first_does_not_move_up_nor_the_last_down(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    a, b, c = await three_in_question_one(session, world)
+    versions = [e.version for e in (a, b, c)]
+    with pytest.raises(Conflict, match="already the first"):
+        await move(session, world, "mona", a, "up")
+    with pytest.raises(Conflict, match="already the last"):
+        await move(session, world, "mona", c, "down")
+    with pytest.raises(Invalid):
+        await move(session, world, "mona", b, "sideways")
+    assert await order(session, world, question_id=world.question_ids[0]) == ids_of(a, b, c)
+    assert [e.version for e in (a, b, c)] == versions
+
+
+async def test_each_gallery_is_ordered_on_its_own(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    a, b, c = await three_in_question_one(session, world)
+    sample = await exemplars.nominate(
+        session, actor=world.actors["ivo"], assignment_id=world.assignment_id,
+        kind=ExemplarKind.sample_paper,
+    )  # fmt: skip
+    other = await exemplars.nominate(
+        session, actor=world.actors["ivo"], assignment_id=world.assignment_id,
+        kind=ExemplarKind.post, source=world.post.public_id, question_id=world.question_ids[1],
+    )  # fmt: skip
+    # Alone in their galleries: the whole assignment's, and question 2's.
+    for alone in (sample, other):
+        for direction in ("up", "down"):
+            with pytest.raises(Conflict):
+                await move(session, world, "mona", alone, direction)
+    controls = await exemplars.curation_controls(
+        session, actor=world.actors["mona"], assignment_id=world.assignment_id
+    )
+    assert (controls[a.public_id].above, controls[a.public_id].below) == (None, b.public_id)
+    assert (controls[c.public_id].above, controls[c.public_id].below) == (b.public_id, None)
+    assert controls[sample.public_id].above is None and controls[sample.public_id].below is None
+    assert controls[a.public_id].note == "Concrete **behaviours** a camera could see."
+    await move(session, world, "mona", a, "down")
+    assert await order(session, world, whole_assignment=True) == ids_of(sample)
+    assert await order(session, world, question_id=world.question_ids[1]) == ids_of(other)
+    assert await order(session, world, question_id=world.question_ids[0]) == ids_of(b, a, c)
+
+
+async def test_only_curators_reorder(session: AsyncSession, world: ExemplarWorld) -> None:
+    a, b, c = [await nominate_post(session, world, publish=True) for _ in range(3)]
+    for who in ("ada", "ben", "zed"):  # ada is the author of all three
+        with pytest.raises(NotFound):
+            await move(session, world, who, b, "up")
+    with pytest.raises(NotFound):
+        await exemplars.move(
+            session, actor=Actor.anonymous(), public_id=b.public_id, direction="up"
+        )
+    for who in ("ada", "ben"):  # members see the gallery, but get no controls
+        assert (
+            await exemplars.curation_controls(
+                session, actor=world.actors[who], assignment_id=world.assignment_id
+            )
+            == {}
+        )
+    assert await order(session, world) == ids_of(a, b, c)
+    assert [e.version for e in (a, b, c)] == [1, 1, 1]
+
+
+async def test_a_move_is_audited_and_makes_older_edits_stale(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    a, b, _ = await three_in_question_one(session, world)
+    await move(session, world, "mona", b, "up", version=1, neighbour=a.public_id)
+    (event,) = (
+        await session.execute(select(AuditEvent).where(AuditEvent.action == "exemplar.move"))
+    ).scalars()
+    assert event.target_id == b.public_id and event.actor_user_id == world.actors["mona"].user_id
+    assert event.details == {"direction": "up", "swapped_with": a.public_id, "position": 1}
+    assert (a.version, b.version) == (2, 2)
+    with pytest.raises(Conflict):  # a PATCH that saw the old position
+        await exemplars.update(
+            session, actor=world.actors["ivo"], public_id=a.public_id, version=1, position=1
+        )
+
+
+async def test_a_stale_form_moves_nothing(session: AsyncSession, world: ExemplarWorld) -> None:
+    a, b, c = await three_in_question_one(session, world)
+    # Mona's page shows a, b, c. Meanwhile ivo moves c up: a, c, b.
+    await move(session, world, "ivo", c, "up")
+    with pytest.raises(Conflict):  # "a down" meant to pass b, which has moved away
+        await move(session, world, "mona", a, "down", version=1, neighbour=b.public_id)
+    with pytest.raises(Conflict):  # b's own version changed
+        await move(session, world, "mona", b, "up", version=1, neighbour=a.public_id)
+    assert await order(session, world, question_id=world.question_ids[0]) == ids_of(a, c, b)
+    assert (
+        await session.scalar(
+            select(func.count()).select_from(AuditEvent).where(AuditEvent.action == "exemplar.move")
+        )
+        == 1
+    )
+
+
+async def test_colliding_positions_are_renumbered_before_the_swap(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    a, b, c = await three_in_question_one(session, world)
+    for e in (a, b, c):  # the API allows equal positions; ties show in nomination order
+        await exemplars.update(
+            session, actor=world.actors["mona"], public_id=e.public_id, version=e.version,
+            position=7,
+        )  # fmt: skip
+    await move(session, world, "mona", c, "up")
+    assert await order(session, world, question_id=world.question_ids[0]) == ids_of(a, c, b)
+    assert [e.position for e in (a, c, b)] == [1, 2, 3]
+
+
+async def test_two_moves_at_once_queue_and_the_second_sees_the_first(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    async with transaction(sessions) as session:
+        world = await build(session)
+        a, b, c = [e.public_id for e in await three_in_question_one(session, world)]
+
+    async def meanwhile() -> None:  # ivo's page also shows a, b, c: "a down" meant past b
+        async with transaction(sessions) as session:
+            await exemplars.move(
+                session, actor=world.actors["ivo"], public_id=a, direction="down", neighbour=b
+            )
+
+    async with transaction(sessions) as session:
+        await exemplars.move(
+            session, actor=world.actors["mona"], public_id=c, direction="up", neighbour=b
+        )
+        racing = asyncio.create_task(meanwhile())
+        await asyncio.sleep(0.3)
+        assert not racing.done()  # it waits for mona's move to commit...
+    with pytest.raises(Conflict):  # ...then sees that b is no longer below a
+        await racing
+    async with transaction(sessions) as session:
+        assert await order(session, world, question_id=world.question_ids[0]) == [a, c, b]

@@ -80,6 +80,23 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
         ),
         expect(*STAFF_ONLY, 303, 303, 303),
     ),
+    # Both exemplars are in the whole-assignment gallery: "published" comes second.
+    ("exemplars:move", "POST"): (
+        send(
+            "POST",
+            "/exemplars/{w.extras[published]}/move",
+            data={"direction": "up", "version": "1", "neighbour": "{w.extras[ada_exemplar]}"},
+        ),
+        expect(*STAFF_ONLY, 303, 303, 303),
+    ),
+    ("exemplars:edit", "POST"): (
+        send(
+            "POST",
+            "/exemplars/{w.extras[published]}/edit",
+            data={"version": "1", "status": "draft"},
+        ),
+        expect(*STAFF_ONLY, 303, 303, 303),
+    ),
     ("api:exports", "GET"): (
         get("/api/v1/assignments/{w.assignment_id}/exports/posts.csv"),
         expect(*STAFF_ONLY, 200, 200, 200),

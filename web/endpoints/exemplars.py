@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
@@ -47,15 +48,22 @@ class ConsentChoice(BaseModel):
     choice: Literal["anonymous", "named", "declined"]
 
 
+def _whole_number(raw: str) -> int | None:
+    # ASCII digits only ("²".isdigit() is true, int("²") is not), and small enough for a
+    # database integer.
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) <= 9 else None
+
+
 def _question_filter(request: Request) -> tuple[int | None, bool]:
     raw = request.query_params.get("question")
     if raw is None:
         return None, False
     if raw == "none":
         return None, True
-    if not raw.isdigit():
+    question_id = _whole_number(raw)
+    if question_id is None:
         raise ApiError(400, "question must be a question id or 'none'.")
-    return int(raw), False
+    return question_id, False
 
 
 async def list_exemplars(request: Request) -> Response:
@@ -154,12 +162,24 @@ async def gallery_page(request: Request) -> Response:
             session, actor=caller.actor, assignment_id=assignment_id,
             question_id=question_id, whole_assignment=whole,
         )  # fmt: skip
+        controls = await exemplars.curation_controls(
+            session, actor=caller.actor, assignment_id=assignment_id
+        )
         view = assignments.present_assignment(detail, actor=caller.actor)
     question = next((q for q in view.questions if q.id == question_id), None)
     return render_page(
         request,
         "exemplars.html",
-        {"assignment": view, "exemplars": views, "question": question, "whole": whole},
+        {
+            "assignment": view,
+            "exemplars": views,
+            "question": question,
+            "whole": whole,
+            "controls": controls,  # empty unless the viewer curates
+            # Sent back by the curation forms, to return to this same gallery.
+            "shown": "none" if whole else (str(question_id) if question_id is not None else ""),
+            "question_numbers": {q.id: q.position for q in view.questions},
+        },
     )
 
 
@@ -194,8 +214,7 @@ async def nominate_form(request: Request) -> Response:
         kind = ExemplarKind(field("kind") or "post")
     except ValueError:
         raise ApiError(422, "Unknown kind of exemplar.") from None
-    question_raw = field("question_id")
-    question_id = int(question_raw) if question_raw.isdigit() else None
+    question_id = _whole_number(field("question_id"))
     async with page_unit(request, form) as (session, caller):
         if question_id is None:
             raise ApiError(422, "Choose the question this exemplar is for.")
@@ -212,4 +231,71 @@ async def nominate_form(request: Request) -> Response:
         request,
         f"{target}?question={question_id}",
         "Nominated. The author has been told, and chooses how it is shown.",
+    )
+
+
+def _form_field(form: FormData, name: str) -> str:
+    value = form.get(name)
+    return value.strip() if isinstance(value, str) else ""
+
+
+def _version_field(form: FormData) -> int:
+    version = _whole_number(_form_field(form, "version"))
+    if version is None:
+        raise ApiError(422, "This form is missing the exemplar's version; reload the gallery.")
+    return version
+
+
+def _back_to_gallery(request: Request, form: FormData, assignment_id: int, anchor: str) -> str:
+    """The gallery the form was on (all, the whole assignment's, or one question's), at the
+    exemplar; the `gallery` field only ever picks one of those, never an arbitrary URL."""
+    path = str(request.app.url_path_for("exemplars:gallery", assignment=str(assignment_id)))
+    shown = _form_field(form, "gallery")
+    if shown == "none" or _whole_number(shown) is not None:
+        path += f"?question={shown}"
+    return f"{path}#exemplar-{anchor}"
+
+
+async def move_form(request: Request) -> Response:
+    """The gallery's "Move up" / "Move down" buttons (curators)."""
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        direction = _form_field(form, "direction")  # the service refuses all but up / down
+        made = await exemplars.move(
+            session, actor=caller.actor, public_id=request.path_params["exemplar"],
+            direction=direction, version=_version_field(form),
+            neighbour=_form_field(form, "neighbour") or None,
+        )  # fmt: skip
+    return redirect_with_flash(
+        request,
+        _back_to_gallery(request, form, made.assignment_id, made.public_id),
+        f"Moved “{made.title}” {direction}.",
+    )
+
+
+async def edit_form(request: Request) -> Response:
+    """The gallery's publish / back-to-draft button and note editor (curators)."""
+    form = await request.form()
+    async with page_unit(request, form) as (session, caller):
+        raw_status = _form_field(form, "status")
+        try:
+            status = ExemplarStatus(raw_status) if raw_status else None
+        except ValueError:
+            raise ApiError(422, "An exemplar is either draft or published.") from None
+        note = form.get("note")
+        if status is None and not isinstance(note, str):
+            raise ApiError(422, "Nothing to change: send a note or a status.")
+        made = await exemplars.update(
+            session, actor=caller.actor, public_id=request.path_params["exemplar"],
+            version=_version_field(form), status=status,
+            note=note if isinstance(note, str) else None,
+        )  # fmt: skip
+    if status is ExemplarStatus.published:
+        message = f"“{made.title}” is published: classmates see it unless the author declines."
+    elif status is ExemplarStatus.draft:
+        message = f"“{made.title}” is back to draft: only curators and the author see it."
+    else:
+        message = "The note was saved."
+    return redirect_with_flash(
+        request, _back_to_gallery(request, form, made.assignment_id, made.public_id), message
     )
