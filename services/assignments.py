@@ -197,21 +197,6 @@ def present_assignment(detail: AssignmentDetail, *, actor: Actor) -> AssignmentV
     )
 
 
-async def set_phase(
-    session: AsyncSession, *, actor: Actor, assignment_id: int, phase: Phase
-) -> Assignment:
-    """Cohort staff move an assignment between phases."""
-    assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
-    cohort = await session.get(Cohort, assignment.cohort_id)
-    if cohort is None or not policy.can_manage_cohort(actor, cohort):
-        raise NotFound("No such assignment.")
-    assignment.phase = phase
-    assignment.version += 1
-    session.add(assignment)
-    await session.flush()
-    return assignment
-
-
 @dataclass(frozen=True)
 class SettingsChange:
     """Fields to change; None leaves a field as it is (clear_* empties a deadline)."""

@@ -9,7 +9,7 @@ from importlib.resources import files
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from services import assignments, cohorts, identity
+from services import assignments, cohorts, identity, phases
 from services.importing import RubricComponentDraft, parse_assignment_text
 from services.models import Assignment, Cohort, Phase, Role
 from services.policy import Actor
@@ -81,6 +81,7 @@ async def seed_demo(session: AsyncSession, *, issuer: str) -> Assignment:
         session, actor=system, cohort=cohort, draft=draft
     )
     assert assignment.id is not None
-    return await assignments.set_phase(
+    opened, _ = await phases.change_phase(
         session, actor=system, assignment_id=assignment.id, phase=Phase.open
     )
+    return opened

@@ -5,7 +5,7 @@ from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from services import assignments, cohorts, policy
+from services import assignments, cohorts, phases, policy
 from services.demo import secure_base_rubric, seed_demo
 from services.errors import Invalid, NotFound
 from services.importing import AssignmentDraft, QuestionDraft, parse_assignment_text
@@ -123,7 +123,7 @@ async def test_students_do_not_see_draft_assignments_and_lists_agree_with_checks
     hidden = await assignments.import_assignment(session, actor=ADMIN, cohort=cohort, draft=draft)
     shown = await assignments.import_assignment(session, actor=ADMIN, cohort=cohort, draft=draft)
     assert shown.id is not None and hidden.id is not None
-    await assignments.set_phase(session, actor=ADMIN, assignment_id=shown.id, phase=Phase.open)
+    await phases.change_phase(session, actor=ADMIN, assignment_id=shown.id, phase=Phase.open)
 
     ada = Actor(user_id=1, roles={cohort.id: Role.student})
     mona = Actor(user_id=2, roles={cohort.id: Role.moderator})
@@ -155,10 +155,10 @@ async def test_students_cannot_move_phases(session: AsyncSession, fixture_text: 
         session, actor=ADMIN, cohort=cohort, draft=parse_assignment_text(fixture_text)
     )
     assert made.id is not None
-    await assignments.set_phase(session, actor=ADMIN, assignment_id=made.id, phase=Phase.open)
+    await phases.change_phase(session, actor=ADMIN, assignment_id=made.id, phase=Phase.open)
     ada = Actor(user_id=1, roles={cohort.id: Role.student})
     with pytest.raises(NotFound):
-        await assignments.set_phase(session, actor=ada, assignment_id=made.id, phase=Phase.closed)
+        await phases.change_phase(session, actor=ada, assignment_id=made.id, phase=Phase.review)
 
 
 async def test_demo_seed_is_idempotent(session: AsyncSession) -> None:
