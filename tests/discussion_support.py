@@ -48,8 +48,8 @@ async def build_forum(
     made = await assignments.import_assignment(session, actor=system, cohort=cohort, draft=draft)
     assert made.id is not None and cohort.id is not None
     made.allow_anonymous_posts = anonymous
-    if phase is not Phase.draft:
-        await assignments.set_phase(session, actor=system, assignment_id=made.id, phase=phase)
+    # Test data: straight to the wanted phase (phases.change_phase moves one step at a time).
+    made.phase = phase
     detail = await assignments.get_assignment(session, actor=system, assignment_id=made.id)
     questions: list[Question] = detail.questions
     for q in questions:

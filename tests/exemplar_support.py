@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from services import assignments, cohorts, discussions, identity, papers, policy
+from services import assignments, cohorts, discussions, identity, papers, phases, policy
 from services.demo import fixture_text, secure_base_rubric
 from services.importing import parse_assignment_text
 from services.models import Phase, Post, Role, Thread
@@ -64,7 +64,7 @@ async def build(session: AsyncSession) -> ExemplarWorld:
     draft = replace(parse_assignment_text(fixture_text()), stance_source=source, rubric=rubric)
     made = await assignments.import_assignment(session, actor=system, cohort=cohort, draft=draft)
     assert made.id is not None
-    await assignments.set_phase(session, actor=system, assignment_id=made.id, phase=Phase.open)
+    await phases.change_phase(session, actor=system, assignment_id=made.id, phase=Phase.open)
     detail = await assignments.get_assignment(session, actor=system, assignment_id=made.id)
     question_ids = [q.id or 0 for q in detail.questions]
     thread = await discussions.create_thread(

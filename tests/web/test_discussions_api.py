@@ -10,7 +10,7 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from services import assignments
+from services import phases
 from services.db import transaction
 from services.models import Phase, Role
 from services.policy import Actor
@@ -28,7 +28,7 @@ async def _forum(people: People, sessions: async_sessionmaker[AsyncSession]) -> 
     )
     assignment = made.json()
     async with transaction(sessions) as session:
-        await assignments.set_phase(
+        await phases.change_phase(
             session, actor=Actor.system(), assignment_id=assignment["id"], phase=Phase.open
         )
     return {

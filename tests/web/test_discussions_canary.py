@@ -11,7 +11,7 @@ import httpx
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from services import assignments, discussions, moderation, policy
+from services import discussions, moderation, phases, policy
 from services.db import transaction
 from services.models import FlagReason, Phase, Question, Role
 from services.policy import Actor
@@ -58,7 +58,7 @@ async def test_no_discussion_route_leaks_an_anonymous_author(
     people._clients.append(clients["anonymous"])
     system = Actor.system()
     async with transaction(sessions) as session:
-        await assignments.set_phase(
+        await phases.change_phase(
             session, actor=system, assignment_id=assignment_id, phase=Phase.open
         )
         question = await session.scalar(

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import select
 
-from services import assignments, cohorts, discussions, exemplars, policy
+from services import assignments, cohorts, discussions, exemplars, phases, policy
 from services.db import transaction
 from services.demo import fixture_text
 from services.importing import parse_assignment_text
@@ -50,7 +50,7 @@ async def gallery(people: People, sessions: async_sessionmaker[AsyncSession]) ->
             session, actor=system, cohort=cohort, draft=parse_assignment_text(fixture_text())
         )
         assert made.id is not None
-        await assignments.set_phase(session, actor=system, assignment_id=made.id, phase=Phase.open)
+        await phases.change_phase(session, actor=system, assignment_id=made.id, phase=Phase.open)
         detail = await assignments.get_assignment(session, actor=system, assignment_id=made.id)
         question_id = detail.questions[0].id or 0
         ada_actor = await _actor(session, author.id or 0)

@@ -14,7 +14,7 @@ import pytest
 from asgi_lifespan import LifespanManager
 from starlette.routing import Route
 
-from services import assignments, cohorts, importing, memberships
+from services import assignments, cohorts, importing, memberships, phases
 from services.db import make_engine, make_sessionmaker, transaction
 from services.models import Phase, Role
 from services.policy import Actor
@@ -220,7 +220,7 @@ async def world(sqlite_template: Path, tmp_path: Path) -> AsyncIterator[World]:
                 session, actor=system, cohort=cohort, draft=draft
             )
             assert made.id is not None
-            await assignments.set_phase(
+            await phases.change_phase(
                 session, actor=system, assignment_id=made.id, phase=Phase.open
             )
             rule = await memberships.add_group_rule(
