@@ -550,7 +550,7 @@ def present_author(
     is_you = actor.user_id is not None and actor.user_id == author_id
     if not anonymous:
         return AuthorView(name=display_name, anonymous=False, is_you=is_you)
-    shown_alias = alias or "Anonymous classmate"
+    shown_alias = alias or policy.ANONYMOUS_CLASSMATE
     if policy.can_see_author(actor, scope, author_id=author_id, anonymous=True):
         return AuthorView(name=display_name, anonymous=True, is_you=is_you, alias=shown_alias)
     return AuthorView(name=shown_alias, anonymous=True, is_you=False)
@@ -564,7 +564,7 @@ def present_author_row(
     is_you = actor.user_id is not None and actor.user_id == author_id
     if not row["anonymous"]:
         return {"name": row["display_name"], "anonymous": False, "is_you": is_you, "alias": None}
-    alias = row["alias"] or "Anonymous classmate"
+    alias = row["alias"] or policy.ANONYMOUS_CLASSMATE
     if is_you or staff:
         return {"name": row["display_name"], "anonymous": True, "is_you": is_you, "alias": alias}
     return {"name": alias, "anonymous": True, "is_you": False, "alias": None}

@@ -1,13 +1,35 @@
-"""Exports for moderators and instructors: posts, reviews, participation, the audit log.
+"""Exports: posts, reviews, participation, the audit log.
 
 Rows stream from the database in pages of bounded size, so a 100,000-row export does not
 sit in memory; every cell is neutralized against spreadsheet formula injection. The caller
 owns the (read-only) transaction that the rows are streamed in.
 
-Identity: the moderator view of posts names authors; the student view shows exactly what a
-classmate sees (the alias behind an anonymous post) — the two differ only in the identity
-columns. Review exports never name reviewers or authors: moderators reveal those one paper
-at a time, with a reason (services/reveals.py).
+Who takes what (policy.can_take_export): moderators and instructors take every export (the
+audit log: instructors only); students take the posts export of their cohort's assignments,
+always in the student view, and nothing else (NotFound, as for a missing export).
+
+The moderator view of posts names authors (name, email, exact times). The student view is
+the discussion as one student reads it, row for row, with the discussion's own rules:
+
+- rows: the threads the question's thread list shows them (policy.visible_threads: in a
+  "post first" question they have not posted in, only their own; a thread whose opening
+  post is hidden, only if it is theirs); then only posts whose text they may read
+  (policy.can_read_post_body: other people's posts hidden by a moderator or by flags drop
+  out); a deleted post only where the thread page keeps it, as a placeholder without author
+  or text: the opening post, and replies with a reply below them that is not deleted;
+- identity: policy.author_shown, the rule of the thread pages: the author's alias on other
+  people's anonymous posts, the name elsewhere (their own name on their own posts); never
+  an email; times to the minute, as the pages give them (an exact time links an anonymous
+  post to whoever was seen writing it).
+
+A student who asks for `view=moderator` still gets the student view: names are not theirs
+to export. Staff asking for `?view=student` get what a classmate sees who has posted in
+every question (so "post first" hides nothing) and wrote none of the posts: no hidden
+posts, aliases on every anonymous post. Where nothing is hidden or deleted the two views
+hold the same rows and differ only in IDENTITY_COLUMNS.
+
+Review exports never name reviewers or authors: moderators reveal those one paper at a
+time, with a reason (services/reveals.py).
 """
 
 from __future__ import annotations
@@ -15,9 +37,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
 import sqlalchemy as sa
@@ -47,13 +70,14 @@ from services.models import (
     Thread,
     User,
 )
-from services.policy import Actor
+from services.policy import Actor, DiscussionScope
 
 KINDS = ("posts", "reviews", "participation", "audit")
 VIEWS = ("moderator", "student")
 PAGE = 1000
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-IDENTITY_COLUMNS = {"posts": ("author", "author_email")}
+# The columns the student view of posts changes: who wrote it, and when to the second.
+IDENTITY_COLUMNS = {"posts": ("author", "author_email", "created_at", "edited_at")}
 
 
 def neutralize(value: object) -> str:
@@ -77,26 +101,34 @@ class ExportPlan:
     columns: list[str]
     components: list[tuple[int, str]]
     question_positions: dict[int, int]
+    # The student view of posts: whose eyes the discussion is read with, and the scope of
+    # each question's discussion (question id -> scope) for that reader.
+    reader: Actor | None = None
+    scopes: Mapping[int, DiscussionScope] = field(default_factory=dict)
 
 
 async def plan(
-    session: AsyncSession, *, actor: Actor, assignment_id: int, kind: str, view: str = "moderator"
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    assignment_id: int,
+    kind: str,
+    view: str | None = None,
 ) -> ExportPlan:
-    """Check that the actor may take this export, and describe its columns."""
+    """Check that the actor may take this export, and describe its columns and, for the
+    student view of posts, who reads the discussion (staff: moderator view by default;
+    everyone else: the student view, whatever they ask for)."""
     if kind not in KINDS:
         raise NotFound("No such export.")
-    if view not in VIEWS:
+    if view is not None and view not in VIEWS:
         raise Invalid(problems=[Problem("must be moderator or student", field="view")])
     assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
     cohort = await session.get(Cohort, assignment.cohort_id)
     assert cohort is not None
-    allowed = (
-        policy.can_read_audit_log(actor, cohort)
-        if kind == "audit"
-        else policy.can_manage_cohort(actor, cohort)
-    )
-    if not allowed:
+    if not policy.can_take_export(actor, cohort, kind=kind):
         raise NotFound("No such export.")
+    named = policy.can_export_names(actor, cohort)
+    view = (view or "moderator") if named else "student"
     components = [
         (cid or 0, label)
         for cid, label in (
@@ -117,6 +149,18 @@ async def plan(
             )
         ).all()
     }
+    reader: Actor | None = None
+    scopes: dict[int, DiscussionScope] = {}
+    if kind == "posts" and view == "student":
+        # Each question's scope says whether post-first has opened for this reader.
+        for question_id in sorted(questions):
+            scopes[question_id] = await policy.discussion_scope(
+                session, actor=actor, question_id=question_id
+            )
+        reader = actor
+        if named:
+            reader = _classmate(cohort)
+            scopes = {q: replace(scope, has_posted=True) for q, scope in scopes.items()}
     return ExportPlan(
         kind=kind,
         view=view,
@@ -125,7 +169,22 @@ async def plan(
         columns=_columns(kind, components, questions),
         components=components,
         question_positions=questions,
+        reader=reader,
+        scopes=MappingProxyType(scopes),
     )
+
+
+def _classmate(cohort: Cohort) -> Actor:
+    """Staff's "as students see it": a student of the cohort who wrote none of the posts (and,
+    through the scopes, has posted in every question)."""
+    assert cohort.id is not None
+    return Actor(user_id=None, roles=MappingProxyType({cohort.id: Role.student}))
+
+
+def _minute(value: datetime | None) -> datetime | None:
+    # The discussion pages give times to the minute: an exact time links an anonymous post to
+    # whoever was seen writing it.
+    return value.replace(second=0, microsecond=0) if value is not None else None
 
 
 def _columns(kind: str, components: list[tuple[int, str]], questions: dict[int, int]) -> list[str]:
@@ -147,16 +206,11 @@ def _columns(kind: str, components: list[tuple[int, str]], questions: dict[int, 
 
 
 async def count(session: AsyncSession, export: ExportPlan) -> int:
-    """How many rows the export will have (for progress bars)."""
+    """How many rows the export will have (for progress bars; in the student view of posts
+    an upper bound, since hidden posts the reader may not read drop out as rows stream)."""
     a = export.assignment.id
     if export.kind == "posts":
-        query = (
-            core_select(sa.func.count())
-            .select_from(Post)
-            .join(Thread, col(Thread.id) == Post.thread_id)
-            .join(Question, col(Question.id) == Thread.question_id)
-            .where(Question.assignment_id == a)
-        )
+        query = _readable_posts(core_select(sa.func.count()).select_from(Post), export)
     elif export.kind == "reviews":
         query = (
             core_select(sa.func.count())
@@ -201,16 +255,62 @@ async def _pages(session: AsyncSession, query: Any, key: Any) -> AsyncIterator[S
         after = batch[-1][0]
 
 
+def _readable_posts(query: Any, export: ExportPlan) -> Any:
+    """The export's posts: all of the assignment's, or in the student view the threads its
+    reader may see (policy.visible_threads), without deleted posts the thread page leaves
+    out. Hidden posts are left to `_post_rows`, which asks policy.can_read_post_body."""
+    query = (
+        query.join(Thread, col(Thread.id) == Post.thread_id)
+        .join(Question, col(Question.id) == Thread.question_id)
+        .where(Question.assignment_id == export.assignment.id)
+    )
+    if export.reader is None:
+        return query
+    # visible_threads filters threads joined to their opening post: here the opening post is
+    # looked up beside each row's thread (correlated on the thread only, so the database
+    # still walks the posts in id order, page by page), under each question's own scope.
+    thread_visible = (
+        sa.exists()
+        .where(
+            col(Post.thread_id) == Thread.id,
+            col(Post.parent_id).is_(None),
+            sa.or_(
+                sa.false(),
+                *[
+                    (col(Thread.question_id) == question_id)
+                    & policy.visible_threads(export.reader, scope)
+                    for question_id, scope in export.scopes.items()
+                ],
+            ),
+        )
+        .correlate(Thread)
+    )
+    # As in discussions._render_thread: a deleted reply stays (as a placeholder) only while
+    # some post below it is not deleted; the opening post always stays.
+    below = sa.orm.aliased(Post)
+    living_reply = sa.exists().where(
+        col(below.thread_id) == Post.thread_id,
+        col(below.path).like(col(Post.path) + "/%"),
+        col(below.deleted_at).is_(None),
+    )
+    return query.where(
+        thread_visible,
+        col(Post.deleted_at).is_(None) | col(Post.parent_id).is_(None) | living_reply,
+    )
+
+
 async def _post_rows(session: AsyncSession, export: ExportPlan) -> AsyncIterator[list[Any]]:
     parent = sa.orm.aliased(Post)
-    query = (
+    query = _readable_posts(
         core_select(
             col(Post.id),
+            col(Thread.question_id),
             col(Question.position),
             col(Thread.public_id),
             col(Thread.title),
             col(Post.public_id),
             parent.public_id,
+            col(Post.author_id),
             col(User.display_name),
             col(User.email),
             col(Alias.name),
@@ -221,26 +321,37 @@ async def _post_rows(session: AsyncSession, export: ExportPlan) -> AsyncIterator
             col(Post.hidden_at),
             col(Post.score),
             col(Post.body),
-        )
-        .join(Thread, col(Thread.id) == Post.thread_id)
-        .join(Question, col(Question.id) == Thread.question_id)
-        .join(User, col(User.id) == Post.author_id)
+        ).select_from(Post),
+        export,
+    )
+    query = (
+        query.join(User, col(User.id) == Post.author_id)
         .outerjoin(parent, parent.id == Post.parent_id)
         .outerjoin(
             Alias,
             (col(Alias.user_id) == Post.author_id)
             & (col(Alias.assignment_id) == Question.assignment_id),
         )
-        .where(Question.assignment_id == export.assignment.id)
     )
-    moderator = export.view == "moderator"
+    reader = export.reader
     async for batch in _pages(session, query, col(Post.id)):
-        for (_, q, thread, title, post, parent_id, name, email, alias, anonymous, created,
-             edited, deleted, hidden, score, body) in batch:  # fmt: skip
-            if moderator:
+        for (_, question_id, q, thread, title, post, parent_id, author_id, name, email, alias,
+             anonymous, created, edited, deleted, hidden, score, body) in batch:  # fmt: skip
+            if reader is None:  # staff, by name
                 author, author_email = name, email
-            else:  # what a classmate sees
-                author, author_email = (alias or "Anonymous classmate") if anonymous else name, ""
+            else:  # what the reader's thread pages show them
+                scope = export.scopes[question_id]
+                if not policy.can_read_post_body(
+                    reader, scope, author_id=author_id, hidden=hidden is not None
+                ):
+                    continue
+                # A deleted post shows no author to anyone but staff (never the reader here).
+                author = "" if deleted else policy.author_shown(
+                    reader, scope, author_id=author_id, anonymous=anonymous,
+                    display_name=name, alias=alias,
+                )  # fmt: skip
+                author_email = ""
+                created, edited = _minute(created), _minute(edited)
             status = "deleted" if deleted else "hidden" if hidden else "visible"
             yield [q, thread, title, post, parent_id, author, author_email, anonymous, created,
                    edited, status, score, "" if deleted else body]  # fmt: skip

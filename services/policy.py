@@ -510,3 +510,41 @@ def can_see_exemplar(
     if actor.user_id is not None and actor.user_id == author_id:
         return True
     return can_view_cohort(actor, cohort) and published and not declined
+
+
+# Exports (services/exports.py). The posts export follows the discussion's own rules: a
+# student's export holds what the thread pages show them, and the alias rule is this one.
+
+ANONYMOUS_CLASSMATE = "Anonymous classmate"
+
+
+def can_take_export(actor: Actor, cohort: Cohort, *, kind: str) -> bool:
+    """Staff take every export of their cohort's assignments (the audit log: instructors
+    only); students take the posts export, as they see the discussion, and nothing else."""
+    if kind == "audit":
+        return can_read_audit_log(actor, cohort)
+    if can_manage_cohort(actor, cohort):
+        return True
+    return kind == "posts" and is_student_of(actor, cohort.id or 0)
+
+
+def can_export_names(actor: Actor, cohort: Cohort) -> bool:
+    """Only staff export posts with their authors' names and emails; everyone else gets the
+    export as a classmate sees the discussion."""
+    return can_manage_cohort(actor, cohort)
+
+
+def author_shown(
+    actor: Actor,
+    scope: DiscussionScope,
+    *,
+    author_id: int,
+    anonymous: bool,
+    display_name: str,
+    alias: str | None,
+) -> str:
+    """The name a viewer sees on a post: the author's, unless the post is anonymous and the
+    viewer may not know who wrote it (`can_see_author`); then the author's alias."""
+    if can_see_author(actor, scope, author_id=author_id, anonymous=anonymous):
+        return display_name
+    return alias or ANONYMOUS_CLASSMATE

@@ -89,11 +89,19 @@ def api_routes() -> list[ApiRoute]:
                  methods=["GET"], name="api:exports",
                  operation=Operation(
                      "Export posts, reviews, participation or the audit log as CSV or JSON",
-                     "exports", {200: {"type": "string", "description": "CSV or JSON"}},
-                     errors=(404, 422),
+                     "exports",
+                     {200: {"description": "CSV: a header row, then one row a record (UTF-8); "
+                                           "JSON: an array of objects with the same keys"}},
+                     errors=(404, 422), media_types=("text/csv", "application/json"),
                      description="kind: posts | reviews | participation | audit; format: csv | "
-                                 "json; ?view=student gives the posts export as a classmate "
-                                 "sees it (aliases). Moderators and instructors (audit: "
-                                 "instructors). Streams; cells starting with = + - @ tab or CR "
-                                 "are prefixed with '.")),
+                                 "json. Moderators and instructors take every kind (audit: "
+                                 "instructors); ?view=student gives them the posts as a "
+                                 "classmate who has posted in every question sees them "
+                                 "(aliases, no hidden posts). Students of the cohort take the "
+                                 "posts only, always as they read the discussion (whatever "
+                                 "`view` says): the threads they may see (post first "
+                                 "respected), no posts hidden from them, aliases on "
+                                 "classmates' anonymous posts, no emails, times to the minute; "
+                                 "other kinds are 404 for them. Streams; cells starting with "
+                                 "= + - @ tab or CR are prefixed with '.")),
     ]  # fmt: skip

@@ -1,4 +1,5 @@
-"""Streaming CSV/JSON exports for moderators and instructors."""
+"""Streaming CSV/JSON exports: everything for moderators and instructors, the posts as they
+read the discussion for students (services/exports.py decides)."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ async def export(request: Request) -> Response:
     kind, fmt = request.path_params["kind"], request.path_params["format"]
     if fmt not in MEDIA:
         raise ApiError(404, "Exports come as .csv or .json.")
-    view = request.query_params.get("view", "moderator")
+    # Absent: the asker's own default (staff: moderator; students: the only view they have).
+    view = request.query_params.get("view")
     async with unit_of_work(request) as (session, actor):
         plan = await exports.plan(
             session, actor=actor, assignment_id=request.path_params["assignment"], kind=kind,
@@ -35,8 +37,8 @@ async def export(request: Request) -> Response:
                 yield chunk
 
     name = f"peerboard-{plan.cohort.slug}-{plan.assignment.id}-{kind}"
-    if view != "moderator":
-        name += f"-{view}"
+    if plan.view != "moderator":
+        name += f"-{plan.view}"
     return StreamingResponse(
         body(),
         media_type=MEDIA[fmt],
