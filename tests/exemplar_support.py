@@ -33,7 +33,7 @@ class ExemplarWorld:
     paper_id: str
 
 
-async def _actor(session: AsyncSession, name: str) -> Actor:
+async def sign_in_actor(session: AsyncSession, name: str) -> Actor:
     user = await identity.sign_in(
         session,
         identity=identity.VerifiedIdentity(
@@ -58,7 +58,7 @@ async def build(session: AsyncSession) -> ExemplarWorld:
         await identity.grant(
             session, actor=system, issuer=ISSUER, subject=f"s-{name}", role=role, cohort_slug=slug
         )
-    actors = {name: await _actor(session, name) for name in roles}
+    actors = {name: await sign_in_actor(session, name) for name in roles}
     cohort = await cohorts.get_cohort(session, actor=system, slug="psy")
     source, rubric = secure_base_rubric()
     draft = replace(parse_assignment_text(fixture_text()), stance_source=source, rubric=rubric)

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import select
 
-from services import workspace
+from services import discussions, events, identity, moderation, papers, phases, workspace
 from services.errors import NotFound
-from tests.exemplar_support import ExemplarWorld, build
+from services.models import FlagReason, Phase, Post, Role
+from services.policy import Actor
+from tests.exemplar_support import ISSUER, ExemplarWorld, build, sign_in_actor
 from web.charts import bar_chart
 
 
@@ -58,9 +62,6 @@ def test_the_svg_chart_is_accessible_and_escapes_labels() -> None:
 async def test_every_change_of_the_assignment_is_an_event_for_the_workspace(
     session: AsyncSession, world: ExemplarWorld
 ) -> None:
-    from services import events, phases
-    from services.models import Phase
-
     await phases.change_phase(
         session, actor=world.actors["ivo"], assignment_id=world.assignment_id, phase=Phase.review
     )
@@ -78,3 +79,57 @@ async def test_every_change_of_the_assignment_is_an_event_for_the_workspace(
         await events.for_assignment(session, assignment_id=world.assignment_id + 999, after_id=0)
         == []
     )
+
+
+async def _overview_queries(session: AsyncSession, world: ExemplarWorld) -> int:
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        await workspace.overview(
+            session, actor=world.actors["ivo"], assignment_id=world.assignment_id
+        )
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+    return len(statements)
+
+
+async def test_the_overview_costs_the_same_queries_for_any_cohort_size(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    """The live stream recomputes the overview after every batch of changes: its cost must
+    not grow with students, posts, flags or papers."""
+    small = await _overview_queries(session, world)
+    newcomers = [f"s{i:02d}" for i in range(24)]
+    previous = None
+    for name in newcomers:
+        await identity.grant(
+            session, actor=Actor.system(), issuer=ISSUER, subject=f"s-{name}",
+            role=Role.student, cohort_slug="psy",
+        )  # fmt: skip
+        actor = await sign_in_actor(session, name)
+        for question_id in world.question_ids[:3]:
+            thread = await discussions.create_thread(
+                session, actor=actor, question_id=question_id, title=f"{name} on it", body="b"
+            )
+        await papers.save_paper(
+            session, actor=actor, assignment_id=world.assignment_id, body="A paper.", submit=True
+        )
+        if previous is not None:  # flag the previous newcomer's latest post
+            await moderation.flag_post(
+                session, actor=actor, post_id=previous, reason=FlagReason.off_topic
+            )
+        opening = await session.scalar(select(Post.public_id).where(Post.thread_id == thread.id))
+        previous = opening
+    large = await _overview_queries(session, world)
+    view = await workspace.overview(
+        session, actor=world.actors["ivo"], assignment_id=world.assignment_id
+    )
+    assert view.students == 26 and view.papers_submitted == 25
+    assert view.participation[0].posts == 1 + len(newcomers)
+    assert view.open_flags == len(newcomers) - 1 and len(view.flagged) == 10
+    assert large == small, (small, large)
