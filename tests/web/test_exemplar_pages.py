@@ -233,3 +233,19 @@ async def test_publish_unpublish_and_edit_the_note_from_the_page(gallery: Galler
     )
     view = (await g.mona.get(f"/api/v1/exemplars/{exemplar}")).json()
     assert view["status"] == "draft" and "<em>concrete</em>" in view["note_html"]
+
+
+async def test_the_all_view_lists_each_gallery_under_its_own_heading(gallery: Gallery) -> None:
+    made = await gallery.mona.post(
+        f"/api/v1/assignments/{gallery.assignment_id}/exemplars",
+        json={"kind": "sample_paper", "note": "Covers every question."},
+    )
+    assert made.status_code == 201, made.text
+    page = (await gallery.mona.get(f"/assignments/{gallery.assignment_id}/exemplars")).text
+    whole, question = page.index(">The whole assignment</h2>"), page.index(">Question 1</h2>")
+    assert whole < question
+    assert whole < page.index(">The sample paper</h3>") < question
+    assert question < page.index(">First</h3>") < page.index(">Second</h3>")
+    # One gallery: no headings, the cards are the page's second level.
+    single = (await gallery.mona.get(gallery.page)).text
+    assert "Question 1</h2>" not in single and ">First</h2>" in single

@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services import assignments, exemplars
 from services.models import Attribution, ExemplarKind, ExemplarStatus, Question
+from services.views import AssignmentView, ExemplarView
 from web.context import unit_of_work
 from web.endpoints.pages import page_unit, redirect_with_flash, render_page
 from web.endpoints.parsing import read_model
@@ -149,6 +150,24 @@ async def choose_attribution(request: Request) -> Response:
 # --- pages ---------------------------------------------------------------------------------
 
 
+def _groups(
+    views: list[ExemplarView], assignment: AssignmentView, *, filtered: bool
+) -> list[tuple[str, list[ExemplarView]]]:
+    """The page's lists: one unlabelled list for one gallery; for "All", each gallery under
+    its own heading (whole assignment first, then the questions in order), each in curator
+    order, so that Move up/down visibly moves within its own gallery."""
+    if filtered:
+        return [("", views)] if views else []
+    out = []
+    for question_id, label in [(None, "The whole assignment")] + [
+        (q.id, f"Question {q.position}") for q in assignment.questions
+    ]:
+        items = [e for e in views if e.question_id == question_id]
+        if items:
+            out.append((label, items))
+    return out
+
+
 async def gallery_page(request: Request) -> Response:
     assignment_id = request.path_params["assignment"]
     question_id, whole = _question_filter(request)
@@ -172,13 +191,12 @@ async def gallery_page(request: Request) -> Response:
         "exemplars.html",
         {
             "assignment": view,
-            "exemplars": views,
+            "groups": _groups(views, view, filtered=whole or question_id is not None),
             "question": question,
             "whole": whole,
             "controls": controls,  # empty unless the viewer curates
             # Sent back by the curation forms, to return to this same gallery.
             "shown": "none" if whole else (str(question_id) if question_id is not None else ""),
-            "question_numbers": {q.id: q.position for q in view.questions},
         },
     )
 
