@@ -22,7 +22,11 @@ from services.db import make_engine, make_sessionmaker, transaction
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.errors import EXCEPTION_HANDLERS
-from web.middleware import BodyLimitMiddleware, SecurityHeadersMiddleware
+from web.middleware import (
+    BodyLimitMiddleware,
+    RequestStateMiddleware,
+    SecurityHeadersMiddleware,
+)
 from web.oidc import make_oauth
 from web.openapi import ApiRoute, build_document
 from web.routes import build_routes
@@ -110,6 +114,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app = Starlette(
         routes=routes,
         middleware=[
+            Middleware(RequestStateMiddleware),
             Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
             Middleware(SecurityHeadersMiddleware, hsts=settings.is_https),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),

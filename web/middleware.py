@@ -31,6 +31,22 @@ def content_security_policy(nonce: str) -> str:
     )
 
 
+class RequestStateMiddleware:
+    """Each request gets its own copy of the lifespan state. The ASGI spec has servers copy
+    it per request (uvicorn does), but not every runner does (asgi-lifespan's wrapper, used
+    by the in-process tests, hands every request the same dict): without the copy, what
+    one request writes there (the CSP nonce, the signed-in viewer the templates show) would
+    be read by the next, a name shown to the wrong person."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] in ("http", "websocket"):
+            scope["state"] = dict(scope.get("state") or {})
+        await self.app(scope, receive, send)
+
+
 class SecurityHeadersMiddleware:
     """Every response gets nosniff, a referrer policy and a nonce-based CSP."""
 

@@ -6,7 +6,7 @@ import httpx
 import pytest
 from asgi_lifespan import LifespanManager
 
-from tests.conftest import client_for, make_settings
+from tests.conftest import People, client_for, make_settings
 from web.app import create_app
 
 
@@ -144,3 +144,16 @@ async def test_a_killed_database_connection_is_not_handed_out_again(
         response = await client.get("/api/v1/cohorts")
         assert response.status_code == 200, response.text
     assert (await client.get("/readyz")).status_code == 200
+
+
+async def test_one_request_never_sees_what_another_left_in_the_state(
+    people: People, stranger: httpx.AsyncClient
+) -> None:
+    """The in-process runner hands every request the same lifespan-state dict (uvicorn
+    copies it): the app copies it itself, so a visitor's error page never says "Signed in
+    as" someone who asked before them."""
+    ada = await people.client("adacanary")
+    assert "Adacanary" in (await ada.get("/")).text
+    page = await stranger.get("/no/such/page")
+    assert page.status_code == 404 and "Adacanary" not in page.text
+    assert "Signed in as" not in page.text
