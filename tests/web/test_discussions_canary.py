@@ -4,7 +4,6 @@ the scan fails if the anonymous author's canary reaches anyone who may not know 
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import httpx
@@ -16,23 +15,11 @@ from services.db import transaction
 from services.models import FlagReason, Phase, Question, Role
 from services.policy import Actor
 from tests.conftest import People, client_for
+from tests.web.canary_support import Step, canary, filler, record, route_names
 from web import routes_discussions
 
 ROLES = ("anonymous", "outsider", "peer", "moderator", "instructor", "administrator")
 MAY_KNOW_AUTHOR = {"moderator", "instructor", "administrator"}
-
-
-def canary() -> str:
-    return "cn" + secrets.token_hex(5)
-
-
-def discussion_route_names() -> set[tuple[str, str]]:
-    names = set()
-    for route in [*routes_discussions.page_routes(), *routes_discussions.api_routes()]:
-        for method in getattr(route, "methods", None) or ():
-            if method != "HEAD":
-                names.add((route.name, method))  # type: ignore[attr-defined]
-    return names
 
 
 async def test_no_discussion_route_leaks_an_anonymous_author(
@@ -106,7 +93,7 @@ async def test_no_discussion_route_leaks_an_anonymous_author(
         "peer": peer_post,
         "x": extra.public_id,
     }
-    requests: list[tuple[str, str, str, dict[str, Any]]] = [
+    requests: list[Step] = [
         ("discussions:question", "GET", "/questions/{q}", {}),
         ("discussions:thread", "GET", "/threads/{t}", {}),
         ("discussions:flags", "GET", "/cohorts/psy/flags", {}),
@@ -146,29 +133,13 @@ async def test_no_discussion_route_leaks_an_anonymous_author(
         ("discussions:post:delete", "POST", "/posts/{x}/delete", {}),
         ("api:posts:delete", "DELETE", "/api/v1/posts/{x}", {}),
     ]  # fmt: skip
-    assert {(name, method) for name, method, _, _ in requests} == discussion_route_names()
+    assert {(name, method) for name, method, _, _ in requests} == route_names(routes_discussions)
 
-    def fill(value: Any) -> Any:
-        if isinstance(value, str):
-            return value.format(**w)
-        if isinstance(value, dict):
-            return {k: fill(v) for k, v in value.items()}
-        return value
-
+    fill = filler(w)
     secret = names["author"].encode()
     for role in ROLES:
-        client = clients[role]
-        received = bytearray()
-        for _name, method, path, kwargs in requests:
-            response = await client.request(method, fill(path), **fill(kwargs))
-            received += str(response.status_code).encode() + b"\n"
-            for key, value in response.headers.items():
-                received += f"{key}: {value}\n".encode()
-            received += response.content
-            if response.status_code == 303:
-                follow = await client.get(response.headers["location"])
-                received += follow.content
-        leaked = secret in bytes(received).lower()
+        received = await record(clients[role], requests, fill)
+        leaked = secret in received
         if role in MAY_KNOW_AUTHOR:
             assert leaked, f"{role} should see the author's name somewhere"
         else:

@@ -7,7 +7,6 @@ chose to be named is seen by classmates, and curators see every author."""
 
 from __future__ import annotations
 
-import secrets
 from typing import Any
 
 import httpx
@@ -19,6 +18,7 @@ from services.db import transaction
 from services.models import Paper, Phase, Post, Question, Review, ReviewTask, Role
 from tests.conftest import People, client_for
 from tests.review_support import run_review_round
+from tests.web.canary_support import Step, canary, filler, record, route_names
 from web import routes_exemplars
 
 STUDENTS = ("anon", "pending", "declined", "named", "reviewer", "peer")
@@ -33,23 +33,10 @@ NEUTRAL = (  # review_support.paper_text without the name in it
 )
 
 
-def canary() -> str:
-    return "cx" + secrets.token_hex(5)
-
-
-def exemplar_route_names() -> set[tuple[str, str]]:
-    names = set()
-    for route in [*routes_exemplars.page_routes(), *routes_exemplars.api_routes()]:
-        for method in getattr(route, "methods", None) or ():
-            if method != "HEAD":
-                names.add((route.name, method))  # type: ignore[attr-defined]
-    return names
-
-
 async def test_no_exemplar_route_leaks_an_author_who_did_not_consent(
     people: People, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
-    names = {who: canary() for who in (*STUDENTS, "moderator", "instructor", "outsider",
+    names = {who: canary("cx") for who in (*STUDENTS, "moderator", "instructor", "outsider",
                                          "administrator")}  # fmt: skip
     admin = await people.client(names["administrator"], administrator=True)
     for slug in ("psy", "other"):
@@ -122,7 +109,7 @@ async def test_no_exemplar_route_leaks_an_author_who_did_not_consent(
 
     w = {"a": a, "q": question, "e": ex["anon"], "n": ex["named"], "r": ex["review"],
          "s": ex["spare"], "post": posts["anon"]}  # fmt: skip
-    reads: list[tuple[str, str, str, dict[str, Any]]] = [
+    reads: list[Step] = [
         ("exemplars:gallery", "GET", "/assignments/{a}/exemplars", {}),
         ("exemplars:gallery", "GET", "/assignments/{a}/exemplars?question={q}", {}),
         ("exemplars:gallery", "GET", "/assignments/{a}/exemplars?question=none", {}),
@@ -141,7 +128,7 @@ async def test_no_exemplar_route_leaks_an_author_who_did_not_consent(
         ("api:exports", "GET", "/api/v1/assignments/{a}/exports/participation.json", {}),
         ("api:exports", "GET", "/api/v1/assignments/{a}/exports/audit.csv", {}),
     ]  # fmt: skip
-    writes: list[tuple[str, str, str, dict[str, Any]]] = [
+    writes: list[Step] = [
         ("exemplars:attribution", "POST", "/exemplars/{e}/attribution",
          {"data": {"choice": "anonymous"}}),
         ("api:exemplars:attribution", "PUT", "/api/v1/exemplars/{e}/attribution",
@@ -158,31 +145,14 @@ async def test_no_exemplar_route_leaks_an_author_who_did_not_consent(
         ("api:exemplars:delete", "DELETE", "/api/v1/exemplars/{s}", {}),
     ]  # fmt: skip
     covered = {(name, method) for name, method, _, _ in reads + writes}
-    assert covered == exemplar_route_names()
+    assert covered == route_names(routes_exemplars)
 
-    def fill(value: Any) -> Any:
-        if isinstance(value, str):
-            return value.format(**w)
-        if isinstance(value, dict):
-            return {k: fill(v) for k, v in value.items()}
-        return value
-
-    async def record(client: httpx.AsyncClient, plan: list[Any]) -> bytes:
-        received = bytearray()
-        for _name, method, path, kwargs in plan:
-            response = await client.request(method, fill(path), **fill(kwargs))
-            received += str(response.status_code).encode() + b"\n"
-            for key, value in response.headers.items():
-                received += f"{key}: {value}\n".encode()
-            received += response.content
-            if response.status_code == 303:
-                received += (await client.get(response.headers["location"])).content
-        return bytes(received).lower()
+    fill = filler(w)
 
     # Everyone reads first; then the writes (which change things) run viewer by viewer.
-    received = {viewer: await record(clients[viewer], reads) for viewer in VIEWERS}
+    received = {viewer: await record(clients[viewer], reads, fill) for viewer in VIEWERS}
     for viewer in VIEWERS:
-        received[viewer] += await record(clients[viewer], writes)
+        received[viewer] += await record(clients[viewer], writes, fill)
 
     for viewer, blob in received.items():
         seen = {who for who in names if names[who].encode() in blob and who != viewer}
