@@ -194,6 +194,7 @@ def present_assignment(detail: AssignmentDetail, *, actor: Actor) -> AssignmentV
         sample_paper_html=a.sample_paper_html,
         references=[r.citation for r in detail.references],
         can_manage=policy.can_manage_cohort(actor, detail.cohort),
+        can_export_posts=policy.can_take_export(actor, detail.cohort, kind="posts"),
     )
 
 

@@ -387,9 +387,14 @@ async def update(
     exemplar, cohort = await _curated_exemplar(session, actor=actor, public_id=public_id)
     if version != exemplar.version:
         raise Conflict(f"This exemplar changed meanwhile (now version {exemplar.version}).")
-    if note is not None:
+    if note is not None and _clean_note(note) != exemplar.note:
         exemplar.note = _clean_note(note)
         exemplar.note_html = await render_markdown_bounded(exemplar.note, field="note")
+        # What the cohort reads as the curator's judgement: who changed it is on record.
+        await audit.record(
+            session, actor=actor, cohort_id=cohort.id, action="exemplar.note",
+            target_type="exemplar", target_id=exemplar.public_id,
+        )  # fmt: skip
     if position is not None:
         exemplar.position = position
     if status is not None and status is not exemplar.status:

@@ -73,6 +73,7 @@ class AssignmentView(View):
     sample_paper_html: str | None
     references: list[str]
     can_manage: bool
+    can_export_posts: bool  # students: the posts export, as they read the discussion
 
 
 class TokenView(View):

@@ -413,3 +413,21 @@ async def test_two_moves_at_once_queue_and_the_second_sees_the_first(
         await racing
     async with transaction(sessions) as session:
         assert await order(session, world, question_id=world.question_ids[0]) == [a, c, b]
+
+
+async def test_a_changed_note_is_audited_and_an_unchanged_one_is_not(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    a, _, _ = await three_in_question_one(session, world)
+    await exemplars.update(
+        session, actor=world.actors["mona"], public_id=a.public_id, version=a.version,
+        note="Names a concrete change in practice.",
+    )  # fmt: skip
+    await exemplars.update(
+        session, actor=world.actors["ivo"], public_id=a.public_id, version=a.version,
+        note="  Names a concrete change in practice.  ",
+    )  # fmt: skip
+    (event,) = (
+        await session.execute(select(AuditEvent).where(AuditEvent.action == "exemplar.note"))
+    ).scalars()
+    assert event.target_id == a.public_id and event.actor_user_id == world.actors["mona"].user_id
