@@ -237,12 +237,34 @@ async def create_thread(
     session.add(thread)
     await session.flush()
     assert thread.id is not None
+    post = await _insert_post(
+        session, actor=actor, thread=thread, parent=None, anonymous=anonymous, body=body,
+        html=html, now=now,
+    )  # fmt: skip
+    await _posted(session, actor=actor, thread=thread, post=post, scope=scope)
+    return thread
+
+
+async def _insert_post(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    thread: Thread,
+    parent: Post | None,
+    anonymous: bool,
+    body: str,
+    html: str,
+    now: datetime,
+) -> Post:
+    """A new post under `parent` (None: the thread's opening post), its path set."""
+    assert thread.id is not None and actor.user_id is not None
     post = Post(
         public_id=new_public_id(),
         thread_id=thread.id,
+        parent_id=parent.id if parent is not None else None,
         author_id=actor.user_id,
         anonymous=anonymous,
-        depth=0,
+        depth=parent.depth + 1 if parent is not None else 0,
         path="",
         body=body,
         body_html=html,
@@ -251,7 +273,16 @@ async def create_thread(
     session.add(post)
     await session.flush()
     assert post.id is not None
-    post.path = _path(None, post.id)
+    post.path = _path(parent.path if parent is not None else None, post.id)
+    return post
+
+
+async def _posted(
+    session: AsyncSession, *, actor: Actor, thread: Thread, post: Post, scope: DiscussionScope
+) -> None:
+    """After a new post: its author follows the thread, and its readers (and the
+    assignment's workspace) hear of it."""
+    assert thread.id is not None and actor.user_id is not None
     await _follow(session, thread_id=thread.id, user_id=actor.user_id)
     await session.flush()
     await events.record(
@@ -262,7 +293,6 @@ async def create_thread(
         thread_id=thread.id,
         assignment_id=scope.assignment_id,
     )
-    return thread
 
 
 async def reply(
@@ -305,36 +335,15 @@ async def reply(
     if anonymous:
         await aliases.alias_for(session, assignment_id=scope.assignment_id, user_id=actor.user_id)
     now = utcnow()
-    post = Post(
-        public_id=new_public_id(),
-        thread_id=thread.id,
-        parent_id=parent.id,
-        author_id=actor.user_id,
-        anonymous=anonymous,
-        depth=parent.depth + 1,
-        path="",
-        body=body,
-        body_html=html,
-        created_at=now,
-    )
-    session.add(post)
-    await session.flush()
-    assert post.id is not None
-    post.path = _path(parent.path, post.id)
+    post = await _insert_post(
+        session, actor=actor, thread=thread, parent=parent, anonymous=anonymous, body=body,
+        html=html, now=now,
+    )  # fmt: skip
     thread.post_count += 1
     thread.last_activity_at = now
     session.add(thread)
     await _notify_reply(session, actor=actor, thread=thread, parent=parent, post=post, scope=scope)
-    await _follow(session, thread_id=thread.id, user_id=actor.user_id)
-    await session.flush()
-    await events.record(
-        session,
-        channel=events.thread_channel(thread.id),
-        kind="post_created",
-        post_id=post.id,
-        thread_id=thread.id,
-        assignment_id=scope.assignment_id,
-    )
+    await _posted(session, actor=actor, thread=thread, post=post, scope=scope)
     return post
 
 
