@@ -104,3 +104,28 @@ def core_select(*columns: Any) -> Any:
     for at most four columns and SQLAlchemy's stubs reject model attributes in expressions,
     so these queries are checked by tests rather than by mypy."""
     return sa.select(*columns)
+
+
+async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: Any) -> bool:
+    """Insert a row unless one with the same unique key exists; True when this call inserted
+    it. Done in one statement (ON CONFLICT DO NOTHING), so two requests racing to insert the
+    same row cannot both pass a check and then collide on the constraint."""
+    table = model.__table__  # type: ignore[attr-defined]
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        statement: Any = pg_insert(table).values(**values).on_conflict_do_nothing()
+    else:
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        statement = sqlite_insert(table).values(**values).on_conflict_do_nothing()
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def lock(session: AsyncSession, instance: object) -> None:
+    """Re-read a loaded row under a row lock (SELECT … FOR UPDATE on PostgreSQL) before a
+    check-then-write on it, so a concurrent writer's change is seen, not overwritten. On
+    SQLite every writing unit already holds the database's write lock (BEGIN IMMEDIATE)."""
+    await session.refresh(instance, with_for_update=True)

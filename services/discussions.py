@@ -23,9 +23,11 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 
 from services import aliases, events, notifications, policy
+from services.db import insert_ignore, lock
 from services.errors import Conflict, Invalid, NotFound, PermissionDenied, Problem
 from services.markdown import render_markdown_bounded
 from services.models import (
@@ -193,14 +195,10 @@ def _check_anonymous(actor: Actor, scope: DiscussionScope, anonymous: bool) -> N
 
 
 async def _follow(session: AsyncSession, *, thread_id: int, user_id: int) -> None:
-    exists = await session.scalar(
-        select(sa.func.count()).where(
-            ThreadFollow.thread_id == thread_id, ThreadFollow.user_id == user_id
-        )
+    # One statement: two first replies at once must not both decide "not following yet".
+    await insert_ignore(
+        session, ThreadFollow, thread_id=thread_id, user_id=user_id, created_at=utcnow()
     )
-    if not exists:
-        session.add(ThreadFollow(thread_id=thread_id, user_id=user_id))
-        await session.flush()
 
 
 async def create_thread(
@@ -335,13 +333,23 @@ async def reply(
     if anonymous:
         await aliases.alias_for(session, assignment_id=scope.assignment_id, user_id=actor.user_id)
     now = utcnow()
+    # The count is added to in SQL (concurrent replies each add one), and first, so that this
+    # row lock orders the reply against a concurrent deletion of the thread (delete_post).
+    count = await session.scalar(
+        sa.update(Thread)
+        .where(col(Thread.id) == thread.id)
+        .values(post_count=col(Thread.post_count) + 1, last_activity_at=now)
+        .returning(col(Thread.post_count))
+        .execution_options(synchronize_session=False)
+    )
+    if count is None:  # deleted meanwhile
+        raise NotFound("No such thread.")
+    set_committed_value(thread, "post_count", count)
+    set_committed_value(thread, "last_activity_at", now)
     post = await _insert_post(
         session, actor=actor, thread=thread, parent=parent, anonymous=anonymous, body=body,
         html=html, now=now,
     )  # fmt: skip
-    thread.post_count += 1
-    thread.last_activity_at = now
-    session.add(thread)
     await _notify_reply(session, actor=actor, thread=thread, parent=parent, post=post, scope=scope)
     await _posted(session, actor=actor, thread=thread, post=post, scope=scope)
     return post
@@ -440,6 +448,9 @@ async def delete_post(session: AsyncSession, *, actor: Actor, post_id: str) -> b
     assert post.id is not None and thread.id is not None
     if not policy.can_delete_post(actor, scope, author_id=post.author_id):
         raise PermissionDenied("Only the author or a moderator can delete this post.")
+    # Lock the thread: a reply that arrives meanwhile either lands before the decision below
+    # (and is seen by it) or waits and then finds the thread gone (404), never deleted with it.
+    await lock(session, thread)
     if post.deleted_at is not None:
         return False
     if actor.user_id != post.author_id:
@@ -453,7 +464,17 @@ async def delete_post(session: AsyncSession, *, actor: Actor, post_id: str) -> b
             target_id=post.public_id,
             cohort_id=scope.cohort_id,
         )
-    if post.parent_id is None and thread.post_count <= 1:
+    # Decided on the rows themselves, never on the denormalized post_count.
+    others_live = await session.scalar(
+        select(sa.func.count())
+        .select_from(Post)
+        .where(
+            col(Post.thread_id) == thread.id,
+            col(Post.id) != post.id,
+            col(Post.deleted_at).is_(None),
+        )
+    )
+    if post.parent_id is None and not others_live:
         await session.delete(thread)
         await session.flush()
         # The thread's own channel has nobody left to tell; the workspace counts threads.
@@ -464,14 +485,23 @@ async def delete_post(session: AsyncSession, *, actor: Actor, post_id: str) -> b
             assignment_id=scope.assignment_id,
         )
         return True
-    post.deleted_at = utcnow()
-    post.body = ""
-    post.body_html = ""
-    post.version += 1
+    # Only the request whose UPDATE finds the post not yet deleted takes one off the count.
+    result = await session.execute(
+        sa.update(Post)
+        .where(col(Post.id) == post.id, col(Post.deleted_at).is_(None))
+        .values(deleted_at=utcnow(), body="", body_html="", version=col(Post.version) + 1)
+        .execution_options(synchronize_session=False)
+    )
+    if not result.rowcount:  # type: ignore[attr-defined]
+        return False
     if post.parent_id is not None:
-        thread.post_count = max(1, thread.post_count - 1)
-    session.add_all([post, thread])
-    await session.flush()
+        await session.execute(
+            sa.update(Thread)
+            .where(col(Thread.id) == thread.id, col(Thread.post_count) > 1)
+            .values(post_count=col(Thread.post_count) - 1)
+            .execution_options(synchronize_session=False)
+        )
+    await session.refresh(post)
     await events.record(
         session,
         channel=events.thread_channel(thread.id),
@@ -490,19 +520,22 @@ async def vote(session: AsyncSession, *, actor: Actor, post_id: str, up: bool) -
     assert post.id is not None
     if not policy.can_vote(actor, ctx.scope, author_id=post.author_id) or post.deleted_at:
         raise PermissionDenied("You cannot vote on this post.")
-    existing = (
-        await session.execute(
-            select(PostVote).where(PostVote.post_id == post.id, PostVote.user_id == actor.user_id)
-        )
-    ).scalar_one_or_none()
+    assert actor.user_id is not None
+    # The score moves only when this request's own insert or delete took effect, so two
+    # identical votes at once count once.
     change = 0
-    if up and existing is None:
-        assert actor.user_id is not None
-        session.add(PostVote(post_id=post.id, user_id=actor.user_id))
-        change = 1
-    elif not up and existing is not None:
-        await session.delete(existing)
-        change = -1
+    if up:
+        inserted = await insert_ignore(
+            session, PostVote, post_id=post.id, user_id=actor.user_id, created_at=utcnow()
+        )
+        change = 1 if inserted else 0
+    else:
+        removed = await session.execute(
+            sa.delete(PostVote).where(
+                col(PostVote.post_id) == post.id, col(PostVote.user_id) == actor.user_id
+            )
+        )
+        change = -1 if removed.rowcount else 0  # type: ignore[attr-defined]
     if change:
         await session.execute(
             sa.update(Post)
