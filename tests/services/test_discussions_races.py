@@ -1,5 +1,5 @@
 """Concurrent writers on one thread: counts stay true, deletions never take other people's
-posts with them, and racing first replies or votes do not collide (issue 15, items 1–2).
+posts with them, and racing first replies or votes do not collide (issue 15, items 1 and 2).
 
 Each writer runs its own transaction on its own connection, as concurrent requests do; on
 PostgreSQL they truly interleave, on SQLite they queue on the write lock."""
@@ -20,7 +20,7 @@ from services.models import Post, PostVote, Role, Thread, ThreadFollow
 from tests.discussion_support import Forum, build_forum
 
 WRITERS = 12
-NAMES = tuple((f"s{i}", Role.student) for i in range(WRITERS)) + (("mona", Role.moderator),)
+NAMES = (*((f"s{i}", Role.student) for i in range(WRITERS)), ("mona", Role.moderator))
 
 
 @pytest.fixture
