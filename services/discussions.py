@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 
-from services import aliases, events, notifications, policy
+from services import aliases, events, notifications, policy, presenters
 from services.db import insert_ignore, lock
 from services.errors import Conflict, Invalid, NotFound, PermissionDenied, Problem
 from services.markdown import render_markdown_bounded
@@ -46,7 +46,6 @@ from services.models import (
 )
 from services.policy import Actor, DiscussionScope
 from services.views import (
-    AuthorView,
     ComposerView,
     FollowView,
     QuestionDiscussionView,
@@ -579,39 +578,6 @@ async def set_following(
 # --- presenting ---------------------------------------------------------------------------
 
 
-def present_author(
-    actor: Actor,
-    scope: DiscussionScope,
-    *,
-    author_id: int,
-    anonymous: bool,
-    display_name: str,
-    alias: str | None,
-) -> AuthorView:
-    """The author as this viewer may know them: the name, or only the alias."""
-    is_you = actor.user_id is not None and actor.user_id == author_id
-    if not anonymous:
-        return AuthorView(name=display_name, anonymous=False, is_you=is_you)
-    shown_alias = alias or policy.ANONYMOUS_CLASSMATE
-    if policy.can_see_author(actor, scope, author_id=author_id, anonymous=True):
-        return AuthorView(name=display_name, anonymous=True, is_you=is_you, alias=shown_alias)
-    return AuthorView(name=shown_alias, anonymous=True, is_you=False)
-
-
-def present_author_row(
-    actor: Actor, scope: DiscussionScope, row: Mapping[str, Any], staff: bool
-) -> dict[str, Any]:
-    # The hot path's copy of present_author, as plain dicts (hundreds per thread).
-    author_id = row["author_id"]
-    is_you = actor.user_id is not None and actor.user_id == author_id
-    if not row["anonymous"]:
-        return {"name": row["display_name"], "anonymous": False, "is_you": is_you, "alias": None}
-    alias = row["alias"] or policy.ANONYMOUS_CLASSMATE
-    if is_you or staff:
-        return {"name": row["display_name"], "anonymous": True, "is_you": is_you, "alias": alias}
-    return {"name": alias, "anonymous": True, "is_you": False, "alias": None}
-
-
 POST_COLUMNS: tuple[sa.Label[Any], ...] = (
     col(Post.id).label("id"),
     col(Post.public_id).label("public_id"),
@@ -672,20 +638,22 @@ def present_post_row(
     own = actor.user_id is not None and actor.user_id == author_id
     deleted = row["deleted_at"] is not None
     hidden = row["hidden_at"] is not None
-    readable = not hidden or own or staff
+    readable = policy.can_read_post_body(actor, scope, author_id=author_id, hidden=hidden)
     if deleted:
         body_html = DELETED_HTML
     elif not readable:
         body_html = HIDDEN_HTML
     else:
         body_html = row["body_html"]
-    can_edit = own and not deleted
+    can_edit = policy.can_edit_post(actor, author_id=author_id, deleted=deleted)
     live = not deleted and readable
     return {
         "id": row["public_id"],
         "parent": public_ids.get(row["parent_id"]) if row["parent_id"] is not None else None,
         "depth": row["depth"],
-        "author": None if deleted and not staff else present_author_row(actor, scope, row, staff),
+        "author": None
+        if deleted and not staff
+        else presenters.discussion_author_row(actor, scope, row),
         "body": row["body"] if can_edit else None,
         "body_html": body_html,
         "version": row["version"],
@@ -699,12 +667,9 @@ def present_post_row(
         "more_replies": more_replies,
         "can_reply": live and policy.can_reply(actor, scope, locked=locked),
         "can_edit": can_edit,
-        "can_delete": not deleted and (own or staff),
-        "can_flag": live and actor.user_id is not None and not own,
-        "can_vote": live
-        and actor.user_id is not None
-        and not own
-        and policy.can_post(actor, scope),
+        "can_delete": not deleted and policy.can_delete_post(actor, scope, author_id=author_id),
+        "can_flag": live and policy.can_flag(actor, scope, author_id=author_id),
+        "can_vote": live and policy.can_vote(actor, scope, author_id=author_id),
     }
 
 
@@ -1016,7 +981,7 @@ async def list_revisions(
             body=rev.body,
             body_html=rev.body_html,
             created_at=_minute(rev.created_at),
-            edited_by=present_author(
+            edited_by=presenters.discussion_author(
                 actor,
                 ctx.scope,
                 author_id=rev.edited_by_id,
@@ -1088,7 +1053,7 @@ async def list_threads(
             id=t.public_id,
             question=t.question_id,
             title=t.title,
-            author=present_author(
+            author=presenters.discussion_author(
                 actor,
                 scope,
                 author_id=t.author_id,

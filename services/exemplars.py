@@ -1,10 +1,17 @@
 """Exemplars: curated snapshots of good responses, shown in a gallery per question and per
 assignment, with the curator's note and the author's consent.
 
-A nomination copies the work as it is (a snapshot), tells the author, and shows it
-anonymously until they choose otherwise: under their alias, under their name, or not at all
-(a decline removes it from every gallery). Curators see when the original has changed since
-and may refresh the snapshot.
+A nomination copies the work as it is (a snapshot), tells the author, and shows it as "A
+classmate's" until they choose otherwise: under their name, or not at all (a decline removes
+it from every gallery). An exemplar has an attribution of its own and never carries the
+author's discussion alias, paper code or reviewer number (services/presenters.py): each
+would link the gallery's copy to the same person's other work. For the same reason a post
+written anonymously cannot be shown under its author's name (its text stands in the thread
+under the alias). Curators see when the original has changed since and may refresh it.
+
+Curators see the author of a post exemplar (staff see names in the discussion anyway), but
+not of a paper, passage or review: those are blind to staff until an audited reveal
+(services/reveals.py), unless the author consented to their name.
 """
 
 from __future__ import annotations
@@ -18,12 +25,10 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit, papers, policy
-from services.aliases import alias_for
+from services import audit, papers, policy, presenters
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.markdown import render_markdown_bounded
 from services.models import (
-    Alias,
     Assignment,
     Attribution,
     Cohort,
@@ -108,7 +113,8 @@ async def _snapshot_post(session: AsyncSession, assignment: Assignment, ref: str
         body_html=post.body_html,
         version=post.version,
         author_id=post.author_id,
-        details={"question_id": thread.question_id},
+        # Whether its author may put their name on it (choose_attribution says why not).
+        details={"question_id": thread.question_id, "anonymous": post.anonymous},
     )
 
 
@@ -132,24 +138,24 @@ async def _snapshot_paper(
     paper, version = await _paper(session, assignment, ref)
     if passage is None:
         return Snapshot(
-            title=f"Paper {paper.code}",
+            title="A paper",
             body=version.body,
             body_html=version.body_html,
             version=version.version,
             author_id=paper.author_id,
-            details={"paper_code": paper.code},
+            details={},
         )
     start, end = passage
     if not 0 <= start < end <= len(version.body) or end - start > 20_000:
         raise Invalid(problems=[Problem("is not a passage of the paper", field="passage")])
     text = version.body[start:end]
     return Snapshot(
-        title=f"A passage of paper {paper.code}",
+        title="A passage of a paper",
         body=text,
         body_html=await render_markdown_bounded(text, field="passage"),
         version=version.version,
         author_id=paper.author_id,
-        details={"paper_code": paper.code, "start": start, "end": end},
+        details={"start": start, "end": end},
     )
 
 
@@ -164,7 +170,7 @@ async def _snapshot_review(session: AsyncSession, assignment: Assignment, ref: s
     ).one_or_none()
     if row is None or row[2].assignment_id != assignment.id or row[0].submitted_at is None:
         raise NotFound("No such submitted review in this assignment.")
-    review, task, paper = row
+    review, task, _ = row
     components = (
         await session.execute(
             select(RubricComponent.id, RubricComponent.label, ReviewComponent.stance)
@@ -185,13 +191,12 @@ async def _snapshot_review(session: AsyncSession, assignment: Assignment, ref: s
         evidence.setdefault(str(component_id or "overall"), []).append(quote)
     body = "\n\n".join(part for part in (review.rationale, review.suggestion) if part)
     return Snapshot(
-        title=f"A review of paper {paper.code}",
+        title="A review",
         body=body,
         body_html=await render_markdown_bounded(body or "", field="review"),
         version=review.version,
         author_id=task.reviewer_id,
         details={
-            "paper_code": paper.code,
             "source": assignment.stance_source,
             "overall_stance": review.overall_stance.value if review.overall_stance else None,
             "components": [
@@ -309,8 +314,6 @@ async def nominate(
     session.add(exemplar)
     await session.flush()
     if snapshot.author_id is not None:
-        # Drawn now, in a write unit, so galleries only ever read it.
-        await alias_for(session, assignment_id=exemplar.assignment_id, user_id=snapshot.author_id)
         session.add(
             Notification(
                 user_id=snapshot.author_id,
@@ -318,8 +321,8 @@ async def nominate(
                 assignment_id=exemplar.assignment_id,
                 message=(
                     f"Your work was nominated as an exemplar in “{assignment.title}”. "
-                    "It is shown anonymously unless you choose otherwise; you can also "
-                    "decline."
+                    "It is shown as a classmate's, without your name, unless you choose "
+                    "otherwise; you can also decline."
                 ),
             )
         )
@@ -588,11 +591,34 @@ async def choose_attribution(
         raise NotFound("No such exemplar.")
     if choice not in (Attribution.anonymous, Attribution.named, Attribution.declined):
         raise Invalid(problems=[Problem("must be anonymous, named or declined", field="choice")])
+    if choice is Attribution.named and await _posted_anonymously(session, exemplar):
+        # The same text stands in the thread under the alias: a name here would tell the
+        # cohort who writes every one of the author's anonymous posts.
+        raise Invalid(
+            problems=[
+                Problem(
+                    "is not available: you posted this anonymously, and your name on it "
+                    "would tell classmates which of the discussion's anonymous posts are "
+                    "yours",
+                    field="choice",
+                )
+            ]
+        )
     exemplar.attribution = choice
     exemplar.attribution_at = utcnow()
     exemplar.version += 1
     await session.flush()
     return exemplar
+
+
+async def _posted_anonymously(session: AsyncSession, exemplar: Exemplar) -> bool:
+    if exemplar.kind is not ExemplarKind.post:
+        return False
+    if exemplar.source_post_id is None:  # the post is gone: nothing left to link it to
+        return False
+    return bool(
+        await session.scalar(select(Post.anonymous).where(Post.id == exemplar.source_post_id))
+    )
 
 
 # --- the gallery ---------------------------------------------------------------------------
@@ -612,13 +638,8 @@ async def gallery(
         session, actor=actor, assignment_id=assignment_id
     )
     query = (
-        select(Exemplar, User.display_name, Alias.name)
+        select(Exemplar, User.display_name)
         .outerjoin(User, col(User.id) == Exemplar.author_id)
-        .outerjoin(
-            Alias,
-            (col(Alias.user_id) == Exemplar.author_id)
-            & (col(Alias.assignment_id) == Exemplar.assignment_id),
-        )
         .where(Exemplar.assignment_id == assignment.id)
         .order_by(col(Exemplar.position), col(Exemplar.id))
     )
@@ -634,13 +655,36 @@ async def gallery(
             Exemplar.attribution != Attribution.declined
         )
         query = query.where(visible | mine if mine is not None else visible)
-    rows = (await session.execute(query)).all()
-    current = await _current_versions(session, [e for e, _, _ in rows]) if curator else {}
+    rows: list[tuple[Exemplar, str | None]] = [
+        (e, name) for e, name in (await session.execute(query)).all()
+    ]
+    if not curator:
+        withheld = await policy.post_first_withheld(
+            session, actor=actor, assignment_id=assignment.id or 0, cohort_id=cohort.id or 0
+        )
+        rows = [
+            (e, name) for e, name in rows
+            if policy.can_see_exemplar(
+                actor, cohort, published=e.status is ExemplarStatus.published,
+                declined=e.attribution is Attribution.declined, author_id=e.author_id,
+                withheld=_question_of(e) in withheld,
+            )
+        ]  # fmt: skip
+    current = await _current_versions(session, [e for e, _ in rows]) if curator else {}
     return [
-        present(e, actor=actor, curator=curator, name=name, alias=alias,
+        present(e, actor=actor, curator=curator, name=name,
                 source_version=current.get(e.id or 0))
-        for e, name, alias in rows
+        for e, name in rows
     ]  # fmt: skip
+
+
+def _question_of(exemplar: Exemplar) -> int | None:
+    """The question whose discussion the work answers (a post exemplar may sit in the whole
+    assignment's gallery, but its "post first" rule is its question's)."""
+    if exemplar.question_id is not None:
+        return exemplar.question_id
+    asked = exemplar.details.get("question_id") if exemplar.details else None
+    return int(asked) if isinstance(asked, int) else None
 
 
 async def _current_versions(session: AsyncSession, exemplars: Sequence[Exemplar]) -> dict[int, int]:
@@ -679,16 +723,11 @@ def present(
     actor: Actor,
     curator: bool,
     name: str | None,
-    alias: str | None,
     source_version: int | None = None,
 ) -> ExemplarView:
-    """What this viewer sees: a name only with the author's consent (or to curators)."""
-    if exemplar.attribution is Attribution.assignment:
-        label = "From the assignment"
-    elif exemplar.attribution is Attribution.named and name:
-        label = name
-    else:
-        label = alias or "A classmate"
+    """What this viewer sees: a name only with the author's consent; curators also see the
+    author of a post exemplar (never of a paper or review: those are blind to staff)."""
+    label = presenters.exemplar_attribution(exemplar.attribution, name)
     mine = actor.user_id is not None and actor.user_id == exemplar.author_id
     view = ExemplarView(
         id=exemplar.public_id,
@@ -709,8 +748,13 @@ def present(
         )
     if curator:
         changed = source_version is not None and source_version != exemplar.source_version
+        named = exemplar.kind is ExemplarKind.post or exemplar.attribution is Attribution.named
         view = view.model_copy(
-            update={"author_name": name, "source_changed": changed, "version": exemplar.version}
+            update={
+                "author_name": name if named else None,
+                "source_changed": changed,
+                "version": exemplar.version,
+            }
         )
     return view
 
@@ -720,23 +764,22 @@ async def get(session: AsyncSession, *, actor: Actor, public_id: str) -> Exempla
     assignment, cohort = await _assignment_and_cohort(
         session, actor=actor, assignment_id=exemplar.assignment_id
     )
+    withheld = await policy.post_first_withheld(
+        session, actor=actor, assignment_id=assignment.id or 0, cohort_id=cohort.id or 0
+    )
     if not policy.can_see_exemplar(
         actor, cohort, published=exemplar.status is ExemplarStatus.published,
         declined=exemplar.attribution is Attribution.declined, author_id=exemplar.author_id,
+        withheld=_question_of(exemplar) in withheld,
     ):  # fmt: skip
         raise NotFound("No such exemplar.")
     curator = policy.can_curate_exemplars(actor, cohort)
-    name = alias = None
+    name = None
     if exemplar.author_id is not None:
         user = await session.get(User, exemplar.author_id)
         name = user.display_name if user else None
-        alias = await session.scalar(
-            select(Alias.name).where(
-                Alias.user_id == exemplar.author_id, Alias.assignment_id == assignment.id
-            )
-        )
     current = await _current_versions(session, [exemplar]) if curator else {}
     return present(
-        exemplar, actor=actor, curator=curator, name=name, alias=alias,
+        exemplar, actor=actor, curator=curator, name=name,
         source_version=current.get(exemplar.id or 0),
     )  # fmt: skip

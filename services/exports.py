@@ -47,7 +47,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from services import policy
+from services import policy, presenters
 from services.db import core_select
 from services.errors import Invalid, NotFound, Problem
 from services.models import (
@@ -346,7 +346,7 @@ async def _post_rows(session: AsyncSession, export: ExportPlan) -> AsyncIterator
                 ):
                     continue
                 # A deleted post shows no author to anyone but staff (never the reader here).
-                author = "" if deleted else policy.author_shown(
+                author = "" if deleted else presenters.discussion_name(
                     reader, scope, author_id=author_id, anonymous=anonymous,
                     display_name=name, alias=alias,
                 )  # fmt: skip
@@ -408,7 +408,7 @@ async def _review_rows(session: AsyncSession, export: ExportPlan) -> AsyncIterat
              comment) in batch:  # fmt: skip
             mine = stances.get(rid or 0, {})
             yield [
-                f"Paper {code}", f"Reviewer {number}", status.value,
+                presenters.paper_label(code), presenters.reviewer_label(number), status.value,
                 overall.value if overall else "",
                 *[mine.get(cid, "") for cid, _ in export.components],
                 " | ".join(evidence.get(rid or 0, [])), rationale or "", suggestion or "",

@@ -13,12 +13,11 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit, events, notifications, policy
+from services import audit, events, notifications, policy, presenters
 from services.discussions import (
     access_post,
     access_thread,
     clean_text,
-    present_author,
 )
 from services.errors import AlreadyExists, Invalid, NotFound, PermissionDenied, Problem
 from services.models import Alias, Flag, FlagReason, Post, Thread, User, utcnow
@@ -291,7 +290,7 @@ async def flag_queue(
                 post=post.public_id,
                 thread=thread.public_id,
                 thread_title=thread.title,
-                author=present_author(
+                author=presenters.discussion_author(
                     actor,
                     scope,
                     author_id=post.author_id,

@@ -33,10 +33,6 @@ class PaperState:
     version: PaperVersion | None
 
 
-def paper_label(paper: Paper) -> str:
-    return f"Paper {paper.code}"
-
-
 async def _new_code(session: AsyncSession, assignment_id: int) -> str:
     taken = set(
         (await session.execute(select(Paper.code).where(Paper.assignment_id == assignment_id)))

@@ -501,15 +501,40 @@ def can_curate_exemplars(actor: Actor, cohort: Cohort) -> bool:
 
 
 def can_see_exemplar(
-    actor: Actor, cohort: Cohort, *, published: bool, declined: bool, author_id: int | None
+    actor: Actor,
+    cohort: Cohort,
+    *,
+    published: bool,
+    declined: bool,
+    author_id: int | None,
+    withheld: bool = False,
 ) -> bool:
     """Curators see every exemplar; the author sees their own nomination (to choose how it is
-    shown); other members see published exemplars the author has not declined."""
+    shown); other members see published exemplars the author has not declined, except those
+    of a "post first" question they have not posted in yet (`withheld`), as in its threads."""
     if can_curate_exemplars(actor, cohort):
         return True
     if actor.user_id is not None and actor.user_id == author_id:
         return True
-    return can_view_cohort(actor, cohort) and published and not declined
+    return can_view_cohort(actor, cohort) and published and not declined and not withheld
+
+
+async def post_first_withheld(
+    session: AsyncSession, *, actor: Actor, assignment_id: int, cohort_id: int
+) -> frozenset[int]:
+    """The "post first" questions of an assignment whose classmates' work this actor may not
+    read yet, because they have not opened a thread there (never any for staff)."""
+    from services.models import Question, Thread
+
+    if is_discussion_staff(actor, cohort_id):
+        return frozenset()
+    query = select(col(Question.id)).where(
+        col(Question.assignment_id) == assignment_id, col(Question.post_first)
+    )
+    if actor.user_id is not None:
+        posted = select(col(Thread.question_id)).where(col(Thread.author_id) == actor.user_id)
+        query = query.where(col(Question.id).not_in(posted))
+    return frozenset(q for q in (await session.execute(query)).scalars() if q is not None)
 
 
 # Exports (services/exports.py). The posts export follows the discussion's own rules: a

@@ -11,7 +11,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit, papers, policy
+from services import audit, policy, presenters
 from services.errors import NotFound, PermissionDenied
 from services.models import Assignment, AuditEvent, Paper, ReviewTask, TaskStatus, User
 from services.policy import Actor
@@ -64,12 +64,12 @@ async def reveal(
         target_type="paper",
         target_id=paper.public_id,
         reason=cleaned,
-        details={"paper": papers.paper_label(paper)},
+        details={"paper": presenters.paper_label(paper.code)},
     )
     if target == "author":
-        wanted = [("author", paper.author_id)]
+        wanted = [(presenters.revealed_role(None), paper.author_id)]
     else:
-        wanted = [(f"Reviewer {t.reviewer_number}", t.reviewer_id) for t in tasks]
+        wanted = [(presenters.revealed_role(t.reviewer_number), t.reviewer_id) for t in tasks]
     people = []
     for role, user_id in wanted:
         user = await session.get(User, user_id)
@@ -77,7 +77,7 @@ async def reveal(
             people.append(
                 RevealedPersonView(role=role, display_name=user.display_name, email=user.email)
             )
-    return RevealView(paper=papers.paper_label(paper), reason=cleaned, people=people)
+    return RevealView(paper=presenters.paper_label(paper.code), reason=cleaned, people=people)
 
 
 async def review_audit_log(

@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, audit, events, papers, policy
+from services import allocation, audit, events, papers, policy, presenters, stance
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import (
     Assignment,
@@ -38,6 +38,9 @@ from services.models import (
 )
 from services.policy import Actor
 from services.views import (
+    AllocationPaperView,
+    AllocationTaskView,
+    AllocationView,
     ComponentStanceView,
     EvidenceView,
     FeedbackReviewView,
@@ -209,7 +212,7 @@ def present_task(detail: TaskDetail, *, actor: Actor) -> TaskDetailView:
     return TaskDetailView(
         id=detail.task.public_id,
         assignment_id=detail.assignment.id or 0,
-        paper=papers.paper_label(detail.paper),
+        paper=presenters.paper_label(detail.paper.code),
         paper_text=detail.version.body,
         status=detail.task.status,
         source=detail.assignment.stance_source,
@@ -248,7 +251,7 @@ async def list_my_tasks(
     return [
         TaskSummaryView(
             id=task.public_id,
-            paper=f"Paper {code}",
+            paper=presenters.paper_label(code),
             status=task.status,
             rating=_rating_view(rating, assignment),
         )
@@ -503,7 +506,7 @@ async def my_feedback(session: AsyncSession, *, actor: Actor, assignment_id: int
         reviews.append(
             FeedbackReviewView(
                 id=review.public_id,
-                reviewer=f"Reviewer {number}",
+                reviewer=presenters.reviewer_label(number),
                 overall_stance=review.overall_stance,
                 components=draft.components,
                 evidence=_evidence(quotes, key_of),
@@ -565,3 +568,46 @@ async def rate_review(
     session.add(existing)
     await session.flush()
     return RatingView(review=review.public_id, rating=rating, comment=comment)
+
+
+async def allocation_view(
+    session: AsyncSession, *, actor: Actor, assignment_id: int
+) -> AllocationView:
+    """The allocation as staff see it: papers by code, reviewers by number, no names. No
+    late mark either: the participation sheet says whose paper was late, and the two
+    together would name the paper's author without a reveal."""
+    assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
+    if not policy.can_manage_reviews(actor, assignment):
+        raise NotFound("No such assignment.")
+    rows = await session.execute(
+        select(ReviewTask)
+        .where(ReviewTask.assignment_id == assignment_id)
+        .order_by(col(ReviewTask.reviewer_number))
+    )
+    by_paper: dict[int, list[ReviewTask]] = {}
+    for task in rows.scalars():
+        by_paper.setdefault(task.paper_id, []).append(task)
+    views = [
+        AllocationPaperView(
+            id=p.public_id,
+            paper=presenters.paper_label(p.code),
+            submitted=p.submitted_at is not None,
+            tasks=[
+                AllocationTaskView(
+                    id=t.public_id,
+                    reviewer=presenters.reviewer_label(t.reviewer_number),
+                    status=t.status,
+                    by_hand=t.assigned_by_hand,
+                )
+                for t in by_paper.get(p.id or 0, [])
+            ],
+        )
+        for p in await papers.list_papers(session, assignment_id=assignment_id)
+    ]
+    return AllocationView(
+        assignment_id=assignment_id,
+        phase=assignment.phase,
+        reviews_per_paper=assignment.reviews_per_paper,
+        papers=views,
+        completion=await stance.completion(session, assignment_id=assignment_id),
+    )

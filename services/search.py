@@ -17,8 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import policy
-from services.discussions import present_author_row
+from services import policy, presenters
 from services.errors import Invalid, Problem
 from services.models import Alias, Assignment, Post, Question, Thread, User
 from services.policy import Actor, DiscussionScope
@@ -142,7 +141,6 @@ async def search(session: AsyncSession, *, actor: Actor, query: str) -> SearchVi
             actor, scope, author_id=r["author_id"], hidden=True
         ):
             continue
-        staff = policy.is_discussion_staff(actor, scope.cohort_id)
         hits.append(
             SearchHitView(
                 thread=r["thread"],
@@ -150,7 +148,7 @@ async def search(session: AsyncSession, *, actor: Actor, query: str) -> SearchVi
                 post=r["public_id"] if r["parent_id"] is not None else None,
                 question=r["question_id"],
                 snippet=_snippet(r["body"], terms),
-                author=AuthorView(**present_author_row(actor, scope, r, staff)),
+                author=AuthorView(**presenters.discussion_author_row(actor, scope, r)),
             )
         )
         if len(hits) >= MAX_HITS:

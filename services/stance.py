@@ -11,7 +11,6 @@ mean distance to their co-reviewers. Students get only the cohort-wide aggregate
 
 from __future__ import annotations
 
-import hashlib
 import statistics
 from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
@@ -22,7 +21,7 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import papers, policy
+from services import papers, policy, presenters
 from services.errors import NotFound
 from services.models import (
     Assignment,
@@ -196,13 +195,6 @@ async def _submitted(session: AsyncSession, assignment_id: int) -> list[_Row]:
     ]
 
 
-def _reviewer_alias(assignment: Assignment, user_id: int) -> str:
-    # Stable within the assignment, unlinkable across assignments (salted with its seed).
-    salt = assignment.allocation_seed or str(assignment.id)
-    digest = hashlib.sha256(f"{salt}:reviewer:{user_id}".encode()).hexdigest()
-    return f"Reviewer {digest[:6]}"
-
-
 async def stance_report(session: AsyncSession, *, actor: Actor, assignment_id: int) -> StanceView:
     """The stance analytics the actor may see (staff: everything; students: aggregates)."""
     assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
@@ -281,7 +273,7 @@ async def stance_report(session: AsyncSession, *, actor: Actor, assignment_id: i
         median = median_stance(stances)
         paper_views.append(
             PaperStanceView(
-                paper=papers.paper_label(paper),
+                paper=presenters.paper_label(paper.code),
                 reviews=len(group),
                 counts=_counts([s.value for s in stances], scale),
                 median=median.value if median else None,
@@ -325,7 +317,9 @@ def _reviewer_agreement(
                 distances[row.reviewer_id].append(abs(row.stance.rank - other.stance.rank))
     views = [
         ReviewerAgreementView(
-            reviewer=_reviewer_alias(assignment, reviewer),
+            reviewer=presenters.reviewer_agreement(
+                assignment.allocation_seed or str(assignment.id), reviewer
+            ),
             reviews=counts[reviewer],
             mean_distance=(
                 round(statistics.fmean(distances[reviewer]), 3) if distances[reviewer] else None

@@ -477,7 +477,6 @@ class AllocationTaskView(View):
 class AllocationPaperView(View):
     id: str
     paper: str
-    late: bool
     submitted: bool
     tasks: list[AllocationTaskView]
 

@@ -12,6 +12,7 @@ from services import discussions, exemplars, policy
 from services.db import transaction
 from services.errors import Conflict, Invalid, NotFound
 from services.models import (
+    Alias,
     Attribution,
     AuditEvent,
     Cohort,
@@ -19,6 +20,9 @@ from services.models import (
     ExemplarKind,
     ExemplarStatus,
     Notification,
+    Paper,
+    Post,
+    Question,
 )
 from services.policy import Actor
 from tests.exemplar_support import PAPER, ExemplarWorld, build
@@ -68,16 +72,38 @@ async def test_a_nomination_is_a_draft_that_tells_the_author(
     assert "<strong>behaviours</strong>" in curated.note_html
 
 
-async def test_published_exemplars_show_an_alias_until_the_author_consents_to_a_name(
+async def test_a_named_post_shown_as_an_exemplar_never_carries_its_authors_alias(
     session: AsyncSession, world: ExemplarWorld
 ) -> None:
+    # Ada also writes anonymously in the discussion, so she has an alias: the gallery must
+    # not put it on her named answer (the thread shows that text under "Ada Canary", so the
+    # alias, and every anonymous post under it, would be hers).
+    await discussions.create_thread(
+        session, actor=world.actors["ada"], question_id=world.question_ids[1],
+        title="Quietly", body="Something private.", anonymous=True,
+    )  # fmt: skip
+    alias = await session.scalar(
+        select(Alias.name).where(
+            Alias.user_id == world.actors["ada"].user_id,
+            Alias.assignment_id == world.assignment_id,
+        )
+    )
+    assert alias
     made = await nominate_post(session, world, publish=True)
     (seen,) = await exemplars.gallery(
         session, actor=world.actors["ben"], assignment_id=world.assignment_id
     )
-    assert seen.attribution_label.startswith("Anonymous ")
-    assert "Ada" not in seen.model_dump_json()
+    assert seen.attribution_label == "A classmate"
+    assert alias not in seen.model_dump_json() and "Ada" not in seen.model_dump_json()
     assert seen.status is None and seen.author_name is None and seen.version is None
+
+    await exemplars.choose_attribution(
+        session, actor=world.actors["ada"], public_id=made.public_id, choice=Attribution.anonymous
+    )
+    (anonymous,) = await exemplars.gallery(
+        session, actor=world.actors["ben"], assignment_id=world.assignment_id
+    )
+    assert anonymous.attribution_label == "A classmate"
 
     await exemplars.choose_attribution(
         session, actor=world.actors["ada"], public_id=made.public_id, choice=Attribution.named
@@ -86,6 +112,82 @@ async def test_published_exemplars_show_an_alias_until_the_author_consents_to_a_
         session, actor=world.actors["ben"], assignment_id=world.assignment_id
     )
     assert named.attribution_label == "Ada Canary"
+
+
+async def test_an_anonymous_post_cannot_be_shown_under_its_authors_name(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    thread = await discussions.create_thread(
+        session, actor=world.actors["ada"], question_id=world.question_ids[1],
+        title="Quietly", body="Something private.", anonymous=True,
+    )  # fmt: skip
+    post = await session.scalar(select(Post.public_id).where(Post.thread_id == thread.id))
+    made = await exemplars.nominate(
+        session, actor=world.actors["mona"], assignment_id=world.assignment_id,
+        kind=ExemplarKind.post, source=post, question_id=world.question_ids[1], publish=True,
+    )  # fmt: skip
+    with pytest.raises(Invalid) as refused:
+        await exemplars.choose_attribution(
+            session, actor=world.actors["ada"], public_id=made.public_id,
+            choice=Attribution.named,
+        )  # fmt: skip
+    assert "anonymous" in str(refused.value.problems[0].message)
+    (seen,) = await exemplars.gallery(
+        session, actor=world.actors["ben"], assignment_id=world.assignment_id
+    )
+    assert seen.attribution_label == "A classmate" and "Ada" not in seen.model_dump_json()
+
+
+@pytest.mark.parametrize("kind", [ExemplarKind.paper, ExemplarKind.passage])
+async def test_paper_exemplars_carry_no_paper_code_and_stay_blind_to_curators(
+    session: AsyncSession, world: ExemplarWorld, kind: ExemplarKind
+) -> None:
+    code = await session.scalar(select(Paper.code).where(Paper.public_id == world.paper_id))
+    assert code
+    made = await exemplars.nominate(
+        session, actor=world.actors["mona"], assignment_id=world.assignment_id, kind=kind,
+        source=world.paper_id, passage=(0, 20) if kind is ExemplarKind.passage else None,
+        publish=True,
+    )  # fmt: skip
+    for who in ("ben", "ada", "mona", "ivo"):
+        for view in [
+            *await exemplars.gallery(
+                session, actor=world.actors[who], assignment_id=world.assignment_id
+            ),
+            await exemplars.get(session, actor=world.actors[who], public_id=made.public_id),
+        ]:
+            text = view.model_dump_json()
+            assert code not in text, who  # "Paper K7Q2" belongs to the review only
+            if who != "ben":  # Ben wrote it: he sees his own nomination, to choose
+                assert "Ben Canary" not in text, who  # no author, to curators either
+    await exemplars.choose_attribution(
+        session, actor=world.actors["ben"], public_id=made.public_id, choice=Attribution.named
+    )
+    curated = await exemplars.get(session, actor=world.actors["mona"], public_id=made.public_id)
+    assert curated.author_name == "Ben Canary" == curated.attribution_label
+
+
+async def test_a_post_first_questions_exemplars_wait_until_the_student_has_posted(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    question = await session.get(Question, world.question_ids[0])
+    assert question is not None
+    question.post_first = True
+    session.add(question)
+    made = await nominate_post(session, world, publish=True)
+    ben = world.actors["ben"]
+    assert ids(await exemplars.gallery(
+        session, actor=ben, assignment_id=world.assignment_id
+    )) == []  # fmt: skip
+    with pytest.raises(NotFound):
+        await exemplars.get(session, actor=ben, public_id=made.public_id)
+    await discussions.create_thread(
+        session, actor=ben, question_id=world.question_ids[0], title="Mine", body="My take."
+    )
+    assert ids(await exemplars.gallery(
+        session, actor=ben, assignment_id=world.assignment_id
+    )) == [made.public_id]  # fmt: skip
+    assert (await exemplars.get(session, actor=ben, public_id=made.public_id)).id
 
 
 async def test_declining_removes_it_from_every_gallery_but_the_curators(

@@ -213,7 +213,7 @@ async def attribution_form(request: Request) -> Response:
         )  # fmt: skip
     target = request.app.url_path_for("exemplars:gallery", assignment=str(made.assignment_id))
     messages = {
-        Attribution.anonymous: "Shown anonymously, under your alias.",
+        Attribution.anonymous: "Shown as a classmate's, without your name.",
         Attribution.named: "Shown with your name.",
         Attribution.declined: "It will not be shown.",
     }

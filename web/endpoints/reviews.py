@@ -39,9 +39,6 @@ from services.models import (
 )
 from services.policy import Actor
 from services.views import (
-    AllocationPaperView,
-    AllocationTaskView,
-    AllocationView,
     PhaseView,
 )
 from web import live
@@ -137,51 +134,6 @@ def _assignment_id(request: Request) -> int:
     return value
 
 
-# --- presenters for staff ------------------------------------------------------------------
-
-
-async def allocation_view(
-    session: AsyncSession, *, actor: Actor, assignment_id: int
-) -> AllocationView:
-    """The allocation as staff see it: papers by code, reviewers by number (no names)."""
-    assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
-    if not policy.can_manage_reviews(actor, assignment):
-        raise NotFound("No such assignment.")
-    rows = await session.execute(
-        select(ReviewTask)
-        .where(ReviewTask.assignment_id == assignment_id)
-        .order_by(col(ReviewTask.reviewer_number))
-    )
-    by_paper: dict[int, list[ReviewTask]] = {}
-    for task in rows.scalars():
-        by_paper.setdefault(task.paper_id, []).append(task)
-    views = [
-        AllocationPaperView(
-            id=p.public_id,
-            paper=papers.paper_label(p),
-            late=p.late,
-            submitted=p.submitted_at is not None,
-            tasks=[
-                AllocationTaskView(
-                    id=t.public_id,
-                    reviewer=f"Reviewer {t.reviewer_number}",
-                    status=t.status,
-                    by_hand=t.assigned_by_hand,
-                )
-                for t in by_paper.get(p.id or 0, [])
-            ],
-        )
-        for p in await papers.list_papers(session, assignment_id=assignment_id)
-    ]
-    return AllocationView(
-        assignment_id=assignment_id,
-        phase=assignment.phase,
-        reviews_per_paper=assignment.reviews_per_paper,
-        papers=views,
-        completion=await stance.completion(session, assignment_id=assignment_id),
-    )
-
-
 # --- JSON API ------------------------------------------------------------------------------
 
 
@@ -210,14 +162,18 @@ async def api_save_paper(request: Request) -> Response:
 async def api_allocation(request: Request) -> Response:
     async with unit_of_work(request) as (session, actor):
         return json_response(
-            await allocation_view(session, actor=actor, assignment_id=_assignment_id(request))
+            await reviews.allocation_view(
+                session, actor=actor, assignment_id=_assignment_id(request)
+            )
         )
 
 
 async def api_allocate(request: Request) -> Response:
     async with unit_of_work(request) as (session, actor):
         await allocation.run_allocation(session, actor=actor, assignment_id=_assignment_id(request))
-        view = await allocation_view(session, actor=actor, assignment_id=_assignment_id(request))
+        view = await reviews.allocation_view(
+            session, actor=actor, assignment_id=_assignment_id(request)
+        )
     return json_response(view)
 
 
@@ -251,7 +207,9 @@ async def api_assign(request: Request) -> Response:
             paper_public_id=data.paper,
             reviewer_id=data.reviewer,
         )
-        view = await allocation_view(session, actor=actor, assignment_id=_assignment_id(request))
+        view = await reviews.allocation_view(
+            session, actor=actor, assignment_id=_assignment_id(request)
+        )
     return json_response(view, status_code=201)
 
 
@@ -276,7 +234,7 @@ async def api_move_task(request: Request) -> Response:
         task = await allocation.move_task(
             session, actor=actor, task_public_id=task_id, reviewer_id=data.reviewer
         )
-        view = await allocation_view(session, actor=actor, assignment_id=task.assignment_id)
+        view = await reviews.allocation_view(session, actor=actor, assignment_id=task.assignment_id)
     return json_response(view)
 
 
@@ -594,7 +552,9 @@ async def dashboard_page(request: Request) -> Response:
         if caller.user is None:
             return _signin(request)
         ctx = await _context(session, caller.actor, assignment_id)
-        alloc = await allocation_view(session, actor=caller.actor, assignment_id=assignment_id)
+        alloc = await reviews.allocation_view(
+            session, actor=caller.actor, assignment_id=assignment_id
+        )
         report = await stance.stance_report(
             session, actor=caller.actor, assignment_id=assignment_id
         )
