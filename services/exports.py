@@ -29,7 +29,11 @@ posts, aliases on every anonymous post. Where nothing is hidden or deleted the t
 hold the same rows and differ only in IDENTITY_COLUMNS.
 
 Review exports never name reviewers or authors: moderators reveal those one paper at a
-time, with a reason (services/reveals.py).
+time, with a reason (services/reveals.py). Nor can the two staff sheets be joined into who
+reviewed whom: the participation sheet gives, per named student, what graders need (posts,
+paper submitted and late, reviews assigned and submitted, mean helpfulness received); the
+reviews export gives only submitted reviews, by "Paper K7Q2" and "Reviewer N", with no
+status, time or rating that would line up with a person's row.
 """
 
 from __future__ import annotations
@@ -192,10 +196,12 @@ def _columns(kind: str, components: list[tuple[int, str]], questions: dict[int, 
         return ["question", "thread", "thread_title", "post", "parent", "author", "author_email",
                 "anonymous", "created_at", "edited_at", "status", "score", "body"]  # fmt: skip
     if kind == "reviews":
-        return ["paper", "reviewer", "status", "overall_stance",
+        # Submitted reviews only, and nothing per review that the named participation sheet
+        # also holds per person (status, times, helpfulness): joined, those would say who
+        # reviewed whom without a reveal.
+        return ["paper", "reviewer", "overall_stance",
                 *[f"stance: {label}" for _, label in components],
-                "evidence", "rationale", "suggestion", "helpfulness", "helpfulness_comment",
-                "submitted_at"]  # fmt: skip
+                "evidence", "rationale", "suggestion"]  # fmt: skip
     if kind == "participation":
         return ["name", "email", "subject", "threads", "replies",
                 *[f"posts q{pos}" for pos in sorted(questions.values())],
@@ -368,16 +374,12 @@ async def _review_rows(session: AsyncSession, export: ExportPlan) -> AsyncIterat
             col(Review.overall_stance),
             col(Review.rationale),
             col(Review.suggestion),
-            col(Review.submitted_at),
-            col(ReviewRating.rating),
-            col(ReviewRating.comment),
         )
         .join(Paper, col(Paper.id) == ReviewTask.paper_id)
-        .outerjoin(Review, col(Review.task_id) == ReviewTask.id)
-        .outerjoin(ReviewRating, col(ReviewRating.review_id) == Review.id)
+        .join(Review, col(Review.task_id) == ReviewTask.id)
         .where(
             ReviewTask.assignment_id == export.assignment.id,
-            ReviewTask.status != TaskStatus.withdrawn,
+            ReviewTask.status == TaskStatus.submitted,
         )
     )
     labels = dict(export.components)
@@ -404,15 +406,13 @@ async def _review_rows(session: AsyncSession, export: ExportPlan) -> AsyncIterat
             ).all():  # fmt: skip
                 where = labels.get(cid, "overall") if cid else "overall"
                 evidence.setdefault(rid, []).append(f"[{where}] {text}")
-        for (_, code, number, status, rid, overall, rationale, suggestion, submitted, rating,
-             comment) in batch:  # fmt: skip
+        for _, code, number, _, rid, overall, rationale, suggestion in batch:
             mine = stances.get(rid or 0, {})
             yield [
-                presenters.paper_label(code), presenters.reviewer_label(number), status.value,
+                presenters.paper_label(code), presenters.reviewer_label(number),
                 overall.value if overall else "",
                 *[mine.get(cid, "") for cid, _ in export.components],
                 " | ".join(evidence.get(rid or 0, [])), rationale or "", suggestion or "",
-                rating or "", comment or "", submitted,
             ]  # fmt: skip
 
 

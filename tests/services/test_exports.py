@@ -122,9 +122,21 @@ async def test_json_export_is_valid_json_with_the_same_rows(
 async def test_the_reviews_export_names_nobody(session: AsyncSession, world: ExemplarWorld) -> None:
     text = await take(session, world, "reviews", who="system")
     header = next(csv.reader(io.StringIO(text)))
-    assert header[:4] == ["paper", "reviewer", "status", "overall_stance"]
+    assert header[:3] == ["paper", "reviewer", "overall_stance"]
     assert "stance: The therapist as a secure base" in header
     assert "Canary" not in text
+
+
+async def test_the_reviews_export_cannot_be_joined_with_the_participation_sheet(
+    session: AsyncSession, world: ExemplarWorld
+) -> None:
+    # Each column a per-review row shares with a per-person row (a status, a time, a rating)
+    # would let staff match a reviewer's pattern to their name.
+    reviews = next(csv.reader(io.StringIO(await take(session, world, "reviews"))))
+    participation = next(csv.reader(io.StringIO(await take(session, world, "participation"))))
+    joinable = ("status", "submitted", "helpful", "rating", "late", "_at")
+    assert [c for c in reviews if any(j in c for j in joinable)] == []
+    assert any("helpful" in c for c in participation)  # graders keep it, by name
 
 
 # --- the student view: the discussion as the student's thread pages show it ----------------
