@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import allocation, audit, policy
-from services.errors import AlreadyExists, Invalid, NotFound, Problem
+from services.errors import AlreadyExists, Invalid, NotFound, PermissionDenied, Problem
 from services.models import (
     Cohort,
     GroupRule,
@@ -229,7 +229,7 @@ async def add_group_rule(
     ]
     if problems:
         raise Invalid(problems=problems)
-    if role is Role.instructor and not policy.can_read_audit_log(actor, cohort):
+    if not policy.can_change_group_rule(actor, cohort, role=role):
         raise Invalid(problems=[Problem("only instructors may grant this role", field="role")])
     exists = await session.scalar(
         select(GroupRule).where(
@@ -265,6 +265,9 @@ async def delete_group_rule(
     rule = await session.get(GroupRule, rule_id)
     if rule is None or rule.cohort_id != cohort.id:
         raise NotFound("No such rule.")
+    if not policy.can_change_group_rule(actor, cohort, role=Role(rule.role)):
+        # Removing it and adding the group back as moderators would demote an instructor.
+        raise PermissionDenied("Only instructors may remove a rule that makes instructors.")
     await session.delete(rule)
     await audit.record(
         session,

@@ -111,6 +111,16 @@ def can_change_member(
     return current is not Role.instructor and new is not Role.instructor
 
 
+def can_change_group_rule(actor: Actor, cohort: Cohort, *, role: Role) -> bool:
+    """Moderators and instructors add and remove a cohort's group rules, but only
+    instructors touch a rule that makes instructors (as with changing a member's role)."""
+    if not can_manage_members(actor, cohort):
+        return False
+    if role is not Role.instructor:
+        return True
+    return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor
+
+
 def can_read_audit_log(actor: Actor, cohort: Cohort) -> bool:
     """Instructors (and administrators) read a cohort's audit log."""
     return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor

@@ -7,7 +7,7 @@ from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from services import audit, cohorts, identity, memberships, policy
-from services.errors import Invalid, NotFound
+from services.errors import Invalid, NotFound, PermissionDenied
 from services.identity import VerifiedIdentity
 from services.models import AuditEvent, Membership, MembershipSource, Role, User
 from services.policy import Actor
@@ -155,3 +155,33 @@ async def test_member_changes_are_audited_and_the_chain_verifies(session: AsyncS
     )
     session.expire_all()
     assert await audit.verify_chain(session) == second.id
+
+
+async def test_a_moderator_cannot_remove_the_rule_that_makes_instructors(
+    session: AsyncSession,
+) -> None:
+    # Removing it and adding the group back as moderators would demote every instructor it
+    # made: removal follows the same rule as creation.
+    await cohorts.create_cohort(session, actor=SYSTEM, slug="psy", name="PSY")
+    people = {}
+    for name, role in [("ivo", Role.instructor), ("mona", Role.moderator)]:
+        people[name] = await identity.grant(
+            session, actor=SYSTEM, issuer=ISSUER, subject=name, role=role, cohort_slug="psy"
+        )
+    mona = await actor_for(session, people["mona"])
+    ivo = await actor_for(session, people["ivo"])
+    teachers = await memberships.add_group_rule(
+        session, actor=ivo, slug="psy", issuer=ISSUER, group="teachers", role=Role.instructor
+    )
+    tas = await memberships.add_group_rule(
+        session, actor=mona, slug="psy", issuer=ISSUER, group="tas", role=Role.moderator
+    )
+    with pytest.raises(PermissionDenied):
+        await memberships.delete_group_rule(session, actor=mona, slug="psy", rule_id=teachers.id)
+    assert {r.id for r in await memberships.list_group_rules(session, actor=ivo, slug="psy")} == {
+        teachers.id,
+        tas.id,
+    }
+    await memberships.delete_group_rule(session, actor=mona, slug="psy", rule_id=tas.id)
+    await memberships.delete_group_rule(session, actor=ivo, slug="psy", rule_id=teachers.id)
+    assert await memberships.list_group_rules(session, actor=ivo, slug="psy") == []
