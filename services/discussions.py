@@ -144,7 +144,10 @@ async def access_thread(session: AsyncSession, *, actor: Actor, thread_id: str) 
     if row is None:
         raise NotFound("No such thread.")
     thread, hidden_at = row
-    scope = await policy.discussion_scope(session, actor=actor, question_id=thread.question_id)
+    try:
+        scope = await policy.discussion_scope(session, actor=actor, question_id=thread.question_id)
+    except NotFound:  # an assignment they may not see: the thread is "not there" alike
+        raise NotFound("No such thread.") from None
     if not policy.can_view_thread(
         actor, scope, author_id=thread.author_id, hidden=hidden_at is not None
     ):
@@ -171,7 +174,10 @@ async def access_post(session: AsyncSession, *, actor: Actor, post_id: str) -> P
     if row is None:
         raise NotFound("No such post.")
     post, thread = row
-    ctx = await access_thread(session, actor=actor, thread_id=thread.public_id)
+    try:
+        ctx = await access_thread(session, actor=actor, thread_id=thread.public_id)
+    except NotFound:  # answers exactly as a post that does not exist
+        raise NotFound("No such post.") from None
     if post.hidden_at is not None and not policy.can_read_post_body(
         actor, ctx.scope, author_id=post.author_id, hidden=True
     ):

@@ -535,3 +535,22 @@ async def test_cached_renderings_never_serve_stale_posts_or_another_viewers_bits
     await discussions.edit_post(session, actor=ben, post_id=post.public_id, body="two", version=1)
     edited = await discussions.read_thread(session, actor=ada, thread_id=thread.public_id)
     assert edited["posts"][0]["body_html"] == "<p>two</p>\n"
+
+
+async def test_a_thread_one_may_not_see_answers_exactly_like_a_missing_one(
+    session: AsyncSession, forum: Forum
+) -> None:
+    thread = await _thread(session, forum)
+    post = await session.scalar(select(Post.public_id).where(Post.thread_id == thread.id))
+    assert post is not None
+    elsewhere = await build_forum(session, slug="lab", names=(("zed", Role.student),))
+    zed = await elsewhere.actor(session, "zed")
+    for call, real, missing in [
+        (discussions.access_thread, {"thread_id": thread.public_id}, {"thread_id": "nope"}),
+        (discussions.access_post, {"post_id": post}, {"post_id": "nope"}),
+    ]:
+        with pytest.raises(NotFound) as hidden:
+            await call(session, actor=zed, **real)  # type: ignore[operator]
+        with pytest.raises(NotFound) as absent:
+            await call(session, actor=zed, **missing)  # type: ignore[operator]
+        assert str(hidden.value) == str(absent.value)
