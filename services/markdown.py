@@ -7,6 +7,9 @@ of tags and URL schemes, so even a parser bug cannot let script or SVG through.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import ctypes
+import threading
 
 import nh3
 from markdown_it import MarkdownIt
@@ -49,13 +52,49 @@ def render_markdown(text: str, *, field: str = "body") -> str:
     )
 
 
+class _Stopped(BaseException):
+    """Raised inside a render thread whose caller gave up on it."""
+
+
+def _stop(thread_id: int) -> None:
+    # CPython raises the exception in that thread at its next bytecode: markdown-it-py is pure
+    # Python, so a runaway parse ends within microseconds instead of running on (holding the
+    # GIL) after its request was answered. A thread cannot be stopped any other way.
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(
+        ctypes.c_ulong(thread_id), ctypes.py_object(_Stopped)
+    )
+
+
 async def render_markdown_bounded(text: str, *, field: str = "body") -> str:
-    """Render off the event loop; input that takes too long is refused, not waited for."""
-    try:
-        return await asyncio.wait_for(
-            asyncio.to_thread(render_markdown, text, field=field), RENDER_DEADLINE_SECONDS
+    """Render off the event loop; input that takes too long is refused, and its rendering
+    stopped (bounded in work, not only in waiting)."""
+    if len(text) > MAX_MARKDOWN_CHARS:
+        raise Invalid(
+            problems=[Problem(f"is longer than {MAX_MARKDOWN_CHARS:,} characters", field=field)]
         )
+    done: concurrent.futures.Future[str] = concurrent.futures.Future()
+    running = threading.Lock()  # held while the render may still be stopped
+
+    def work() -> None:
+        try:
+            with running:
+                html = render_markdown(text, field=field)
+            done.set_result(html)
+        except _Stopped:
+            pass  # the caller has already answered
+        except BaseException as exc:  # handed to the caller, as to_thread would
+            done.set_exception(exc)
+
+    # A thread of its own (not the shared executor's): the one that may be stopped.
+    thread = threading.Thread(target=work, name="markdown-render", daemon=True)
+    thread.start()
+    try:
+        return await asyncio.wait_for(asyncio.wrap_future(done), RENDER_DEADLINE_SECONDS)
     except TimeoutError:
+        if running.acquire(blocking=False):  # it finished just now: nothing to stop
+            running.release()
+        elif thread.ident is not None:
+            _stop(thread.ident)
         raise Invalid(
             problems=[Problem("is too complex to render; simplify its formatting", field=field)]
         ) from None
