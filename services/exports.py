@@ -17,7 +17,7 @@ the discussion as one student reads it, row for row, with the discussion's own r
   (policy.can_read_post_body: other people's posts hidden by a moderator or by flags drop
   out); a deleted post only where the thread page keeps it, as a placeholder without author
   or text: the opening post, and replies with a reply below them that is not deleted;
-- identity: policy.author_shown, the rule of the thread pages: the author's alias on other
+- identity: presenters.discussion_name, the rule of the thread pages: the author's alias on other
   people's anonymous posts, the name elsewhere (their own name on their own posts); never
   an email; times to the minute, as the pages give them (an exact time links an anonymous
   post to whoever was seen writing it).

@@ -548,9 +548,8 @@ async def post_first_withheld(
 
 
 # Exports (services/exports.py). The posts export follows the discussion's own rules: a
-# student's export holds what the thread pages show them, and the alias rule is this one.
-
-ANONYMOUS_CLASSMATE = "Anonymous classmate"
+# student's export holds what the thread pages show them (can_see_author decides whose name
+# they may know; services/presenters.py says how it reads).
 
 
 def can_take_export(actor: Actor, cohort: Cohort, *, kind: str) -> bool:
@@ -567,19 +566,3 @@ def can_export_names(actor: Actor, cohort: Cohort) -> bool:
     """Only staff export posts with their authors' names and emails; everyone else gets the
     export as a classmate sees the discussion."""
     return can_manage_cohort(actor, cohort)
-
-
-def author_shown(
-    actor: Actor,
-    scope: DiscussionScope,
-    *,
-    author_id: int,
-    anonymous: bool,
-    display_name: str,
-    alias: str | None,
-) -> str:
-    """The name a viewer sees on a post: the author's, unless the post is anonymous and the
-    viewer may not know who wrote it (`can_see_author`); then the author's alias."""
-    if can_see_author(actor, scope, author_id=author_id, anonymous=anonymous):
-        return display_name
-    return alias or ANONYMOUS_CLASSMATE

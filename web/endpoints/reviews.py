@@ -23,6 +23,7 @@ from services import (
     papers,
     phases,
     policy,
+    presenters,
     reveals,
     reviews,
     stance,
@@ -598,7 +599,9 @@ async def assign_form(request: Request) -> Response:
             paper_public_id=_field(form, "paper"),
         )  # fmt: skip
     return redirect_with_flash(
-        request, _path(request, "reviews:dashboard"), f"Reviewer {task.reviewer_number} is added."
+        request,
+        _path(request, "reviews:dashboard"),
+        f"{presenters.reviewer_label(task.reviewer_number)} is added.",
     )
 
 
@@ -614,7 +617,7 @@ async def move_form(request: Request) -> Response:
     return redirect_with_flash(
         request,
         _path(request, "reviews:dashboard"),
-        f"The review is moved: it is now Reviewer {task.reviewer_number}'s.",
+        f"The review is moved: it is now {presenters.reviewer_label(task.reviewer_number)}'s.",
     )
 
 
