@@ -54,7 +54,7 @@ def _url() -> str:
     url = config.get_main_option("sqlalchemy.url") or os.environ.get("DATABASE_URL", "")
     if not url:
         raise RuntimeError("set DATABASE_URL (or pass a connection) to run migrations")
-    from web.settings import normalize_database_url  # only when run as plain `alembic`
+    from services.db import normalize_database_url  # only when run as plain `alembic`
 
     return normalize_database_url(url)
 

@@ -61,6 +61,24 @@ def _sqlite_begin(connection: Connection) -> None:
         connection.exec_driver_sql("BEGIN")
 
 
+def normalize_database_url(url: str) -> str:
+    """Accept plain `sqlite:///` and `postgresql://` URLs and pick the async drivers."""
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    if not sep:
+        raise ValueError("DATABASE_URL must look like sqlite:///path.db or postgresql://host/db")
+    base, _, driver = scheme.partition("+")
+    if base == "sqlite":
+        if driver not in ("", "aiosqlite"):
+            raise ValueError(f"unsupported SQLite driver {driver!r}; use sqlite+aiosqlite")
+        return f"sqlite+aiosqlite://{rest}"
+    if base in ("postgresql", "postgres"):
+        if driver not in ("", "asyncpg", "psycopg2", "psycopg"):
+            raise ValueError(f"unsupported PostgreSQL driver {driver!r}; use postgresql+asyncpg")
+        return f"postgresql+asyncpg://{rest}"
+    raise ValueError(f"unsupported database {base!r}: Peerboard runs on SQLite or PostgreSQL")
+
+
 def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
     """An async engine with the connection settings each backend needs."""
     kwargs: dict[str, Any] = {"echo": echo}

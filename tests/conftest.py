@@ -27,12 +27,18 @@ from starlette.applications import Starlette
 
 import migrations
 from services import identity, websessions
-from services.db import make_engine, make_sessionmaker, metadata, transaction
+from services.db import (
+    make_engine,
+    make_sessionmaker,
+    metadata,
+    normalize_database_url,
+    transaction,
+)
 from services.identity import VerifiedIdentity
 from services.models import Role, User
 from services.policy import Actor
 from web.app import create_app
-from web.settings import Settings, normalize_database_url
+from web.settings import Settings
 
 POSTGRES_ADMIN_URL = os.environ.get("PEERBOARD_TEST_POSTGRES_URL", "")
 REQUIRE_POSTGRES = os.environ.get("PEERBOARD_REQUIRE_POSTGRES") == "1"

@@ -16,6 +16,8 @@ from urllib.parse import urlsplit
 from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from services.db import normalize_database_url
+
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "dev"})
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///peerboard.db"
 
@@ -29,24 +31,6 @@ class Environment(StrEnum):
     @property
     def is_development_like(self) -> bool:
         return self is not Environment.production
-
-
-def normalize_database_url(url: str) -> str:
-    """Accept plain `sqlite:///` and `postgresql://` URLs and pick the async drivers."""
-    url = url.strip()
-    scheme, sep, rest = url.partition("://")
-    if not sep:
-        raise ValueError("DATABASE_URL must look like sqlite:///path.db or postgresql://host/db")
-    base, _, driver = scheme.partition("+")
-    if base == "sqlite":
-        if driver not in ("", "aiosqlite"):
-            raise ValueError(f"unsupported SQLite driver {driver!r}; use sqlite+aiosqlite")
-        return f"sqlite+aiosqlite://{rest}"
-    if base in ("postgresql", "postgres"):
-        if driver not in ("", "asyncpg", "psycopg2", "psycopg"):
-            raise ValueError(f"unsupported PostgreSQL driver {driver!r}; use postgresql+asyncpg")
-        return f"postgresql+asyncpg://{rest}"
-    raise ValueError(f"unsupported database {base!r}: Peerboard runs on SQLite or PostgreSQL")
 
 
 PROVIDER_NAME_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"

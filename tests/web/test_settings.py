@@ -3,7 +3,8 @@ import json
 import pytest
 from pydantic import ValidationError
 
-from web.settings import Settings, normalize_database_url
+from services.db import normalize_database_url
+from web.settings import Settings
 
 
 def settings(**values: object) -> Settings:
