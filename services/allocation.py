@@ -2,7 +2,8 @@
 
 `plan()` is pure and fast (see bench/allocation_bench.py): when everyone in the pool
 submitted, a seeded circulant gives 10,000 papers with k = 3 in a few tens of milliseconds;
-otherwise a greedy pass over a heap, then balancing and pair-breaking. It gives every paper k reviewers where that is possible at all
+otherwise a greedy pass over a heap, then balancing and pair-breaking.
+It gives every paper k reviewers where that is possible at all
 (never its author, never an excluded pair), keeps reviewers' loads within one of each other,
 avoids A↔B reciprocal pairs when the cohort is large enough, and is reproducible: the same
 seed, papers, pool and exclusions give the same plan.

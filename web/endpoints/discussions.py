@@ -7,6 +7,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from markupsafe import Markup
@@ -399,8 +400,26 @@ async def thread_page(request: Request) -> Response:
             session, actor=caller.actor, thread_id=request.path_params["thread"], **query
         )
     urls = _urls(request, view["id"])
+    # This page's address for the no-JavaScript reply and flag links (?…&reply_to=ID).
+    kept = [(k, str(v)) for k, v in query.items() if v is not None and k != "per_page"]
+    if query["per_page"] != discussions.DEFAULT_PER_PAGE:
+        kept.append(("per_page", str(query["per_page"])))
+    urls["here"] = urls["thread"] + "?" + "".join(f"{k}={quote(v)}&" for k, v in kept)
+    shown = {p["id"]: p for p in (view["opening"], *view["posts"])}
+    # Only a post on this page that the viewer may reply to or flag sets the forms.
+    wanted = shown.get(request.query_params.get("reply_to", ""))
+    reply_to = wanted["id"] if wanted is not None and wanted["can_reply"] else None
+    wanted = shown.get(request.query_params.get("flag", ""))
+    flag_post = wanted["id"] if wanted is not None and wanted["can_flag"] else None
     replies = _replies_html(request, view, urls)
-    context = {"t": view, "sorts": discussions.SORTS, "urls": urls, "replies_html": replies}
+    context = {
+        "t": view,
+        "sorts": discussions.SORTS,
+        "urls": urls,
+        "replies_html": replies,
+        "reply_to": reply_to,
+        "flag_post": flag_post,
+    }
     return render_page(request, "thread.html", context)
 
 
