@@ -5,7 +5,10 @@ small Jinja2 template. It reads DATABASE_URL; nothing else of Peerboard is impor
 
 from __future__ import annotations
 
+import asyncio
 import os
+from collections import defaultdict
+from collections.abc import AsyncIterator
 from typing import Any
 
 import jinja2
@@ -14,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import create_async_engine
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, Response
+from starlette.responses import HTMLResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 PAGE = jinja2.Environment(autoescape=True).from_string(
@@ -59,4 +62,38 @@ def make_app() -> Starlette:
         found = await rows(request.path_params["thread"])
         return HTMLResponse(PAGE.render(title="Thread", posts=found))
 
-    return Starlette(routes=[Route("/json/{thread}", as_json), Route("/html/{thread}", as_html)])
+    # The bare in-process fan-out for bench/sse_bench.py: a publish puts one payload on
+    # every subscriber's bounded queue; each subscriber writes it as an SSE event.
+    listeners: dict[str, set[asyncio.Queue[bytes]]] = defaultdict(set)
+
+    async def subscribe(request: Request) -> Response:
+        queue: asyncio.Queue[bytes] = asyncio.Queue(256)
+        channel = request.path_params["channel"]
+
+        async def events() -> AsyncIterator[bytes]:
+            listeners[channel].add(queue)
+            try:
+                yield b": open\n\n"
+                while True:
+                    yield await queue.get()
+            finally:
+                listeners[channel].discard(queue)
+
+        return StreamingResponse(events(), media_type="text/event-stream")
+
+    async def publish(request: Request) -> Response:
+        body = await request.body()
+        event = b"event: post_created\ndata: " + body + b"\n\n"
+        for queue in list(listeners[request.path_params["channel"]]):
+            if not queue.full():
+                queue.put_nowait(event)
+        return Response(status_code=204)
+
+    return Starlette(
+        routes=[
+            Route("/json/{thread}", as_json),
+            Route("/html/{thread}", as_html),
+            Route("/sse/{channel}", subscribe),
+            Route("/publish/{channel}", publish, methods=["POST"]),
+        ]
+    )
