@@ -98,7 +98,7 @@ def serve(host: str, port: int, access_log: bool) -> None:
     uvicorn.run(app, **serve_options(host, port, access_log=access_log))
 
 
-def serve_options(host: str, port: int, *, access_log: bool) -> dict[str, object]:
+def serve_options(host: str, port: int, *, access_log: bool) -> dict[str, Any]:
     """uvicorn's settings for `serve`: its C event loop and HTTP parser (the standard
     extras), not asyncio's loop and h11, which cost a third of a small request."""
     return {
