@@ -213,15 +213,15 @@ def _circulant(
     if len(paper_by_author) != n or paper_by_author.keys() != set(order):
         return None
     excluded = set(exclusions)
+    position = {author: i for i, author in enumerate(order)}
+    ring = [*order, *order[:k]]  # the cycle, unrolled so that i + j needs no modulo
     created: list[tuple[int, int]] = []
-    for i, author in enumerate(order):
-        paper = paper_by_author[author]
-        for j in range(1, k + 1):
-            reviewer = order[(i + j) % n]
-            if excluded and (reviewer, author) in excluded:
-                return None
-            created.append((paper, reviewer))
-    created.sort()
+    for p in papers:  # sorted by paper: the plan comes out sorted without a 30,000-item sort
+        i = position[p.author]
+        reviewers = sorted(ring[i + 1 : i + k + 1])
+        if excluded and any((r, p.author) in excluded for r in reviewers):
+            return None
+        created.extend((p.paper, r) for r in reviewers)
     return created
 
 
