@@ -49,7 +49,7 @@ types: $(STAMP)
 check: lint types test
 
 bench: $(STAMP)
-	@for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	@for b in bench/*_bench.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 # Needs PyPI's vulnerability API (not reachable from the sandboxed CI machines; the
 # installed versions are checked against SECURITY.md's floors by tests/test_dependency_floors.py).

@@ -15,7 +15,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from services.allocation import PaperRef, plan, reciprocal_pairs
 
-N, K, ROUNDS = 10_000, 3, 5
+QUICK = "--quick" in sys.argv  # tiny sizes, seconds: run by the tests
+N, K, ROUNDS = (300, 3, 2) if QUICK else (10_000, 3, 5)
 
 
 def main() -> None:

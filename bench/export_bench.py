@@ -22,6 +22,7 @@ from services import exports
 from services.db import make_engine, make_sessionmaker, transaction
 from services.policy import Actor
 
+QUICK = "--quick" in sys.argv  # tiny sizes, seconds: run by the tests
 BODY = ("Attachment theory frames the therapist as a secure base; " * 7)[:400]
 
 
@@ -105,7 +106,7 @@ async def export(path: Path) -> tuple[int, int, float, int]:
 
 async def main() -> None:
     print(f"{'posts':>8} {'csv MB':>8} {'seconds':>8} {'rows/s':>9} {'peak MiB':>9}")
-    for posts in (10_000, 100_000):
+    for posts in (200,) if QUICK else (10_000, 100_000):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bench.db"
             await build(path, posts)

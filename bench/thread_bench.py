@@ -1,12 +1,15 @@
-"""Thread benchmark: a thread of 500 posts of ~400 characters, served as JSON and as the HTML
-page, beside a bare Starlette endpoint that returns the same rows from the same database
-through SQLAlchemy Core (the floor of this stack), in the same uvicorn process (one worker).
+"""Thread benchmark: a thread of 500 posts of ~400 characters, Peerboard's thread JSON and
+HTML page beside a separate minimal Starlette app (bench/bare_app.py, its own uvicorn
+process on uvloop + httptools) serving the same rows of the same database with SQLAlchemy
+Core + orjson, and with Core + Jinja2. Peerboard runs exactly as `peerboard serve` does.
 
-Targets alternate round by round and every figure is a ratio to the bare endpoint measured
-in the same round (absolute numbers drift 25-45 % between runs on these machines). The load
-generator is a light asyncio raw-socket HTTP/1.1 client with keep-alive connections.
+Targets alternate round by round and every figure is a ratio to the bare JSON endpoint
+measured in the same round (absolute numbers drift 25-45 % between runs on these machines).
+The load generator is a light asyncio raw-socket HTTP/1.1 client with keep-alive
+connections. CPU per request is read from each server process's /proc stat.
 
 Run: .venv/bin/python bench/thread_bench.py [--rounds 3] [--seconds 5] [--concurrency 16]
+     .venv/bin/python bench/thread_bench.py --quick   (tiny sizes, seconds: run by the tests)
 """
 
 from __future__ import annotations
@@ -22,7 +25,6 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -37,53 +39,6 @@ WORDS = (
 )  # fmt: skip
 
 
-# --- the app under test (imported by uvicorn in the server process) ------------------------
-
-
-def make_app() -> Any:
-    """Peerboard's app plus the bare endpoint, for `uvicorn --factory`."""
-    import orjson
-    import sqlalchemy as sa
-    from starlette.requests import Request
-    from starlette.responses import Response
-    from starlette.routing import Route
-
-    from services.models import Post, Thread
-    from web.app import create_app
-
-    app = create_app()
-    posts = Post.__table__  # type: ignore[attr-defined]
-    threads = Thread.__table__  # type: ignore[attr-defined]
-    columns = [
-        posts.c[n]
-        for n in (
-            "public_id",
-            "parent_id",
-            "depth",
-            "body_html",
-            "version",
-            "score",
-            "created_at",
-            "anonymous",
-        )
-    ]
-
-    async def bare(request: Request) -> Response:
-        async with request.state.sessions() as session:
-            thread_id = await session.scalar(
-                sa.select(threads.c.id).where(threads.c.public_id == request.path_params["thread"])
-            )
-            result = await session.execute(
-                sa.select(*columns).where(posts.c.thread_id == thread_id).order_by(posts.c.path)
-            )
-            keys = list(result.keys())
-            rows = [dict(zip(keys, row, strict=True)) for row in result.all()]
-        return Response(orjson.dumps({"posts": rows}), media_type="application/json")
-
-    app.router.routes.append(Route("/bare/{thread}", bare))
-    return app
-
-
 # --- seeding -------------------------------------------------------------------------------
 
 
@@ -94,9 +49,18 @@ def _text(rng: random.Random) -> str:
     return " ".join(words).capitalize() + "."
 
 
-async def seed(url: str) -> tuple[str, str]:
+async def seed(url: str, posts: int) -> tuple[str, str]:
     import migrations
-    from services import assignments, cohorts, discussions, identity, importing, policy, tokens
+    from services import (
+        assignments,
+        cohorts,
+        discussions,
+        identity,
+        importing,
+        phases,
+        policy,
+        tokens,
+    )
     from services.db import make_engine, make_sessionmaker, transaction
     from services.markdown import render_markdown
     from services.models import Phase, Post, Role
@@ -113,7 +77,7 @@ async def seed(url: str) -> tuple[str, str]:
             session, actor=system, cohort=cohort, draft=draft
         )
         assert made.id is not None
-        await assignments.set_phase(session, actor=system, assignment_id=made.id, phase=Phase.open)
+        await phases.change_phase(session, actor=system, assignment_id=made.id, phase=Phase.open)
         detail = await assignments.get_assignment(session, actor=system, assignment_id=made.id)
         question = detail.questions[0].id
         assert question is not None
@@ -142,7 +106,7 @@ async def seed(url: str) -> tuple[str, str]:
         )
         # Replies through the service for a realistic tree, then the bulk in one go.
         made_posts = []
-        for i in range(40):
+        for i in range(min(40, posts - 1)):
             parent = rng.choice(made_posts).public_id if made_posts and rng.random() < 0.6 else None
             made_posts.append(
                 await discussions.reply(
@@ -155,7 +119,7 @@ async def seed(url: str) -> tuple[str, str]:
                 )
             )
         assert thread.id is not None
-        for i in range(POSTS - 1 - len(made_posts)):
+        for i in range(posts - 1 - len(made_posts)):
             parent_post = rng.choice(made_posts)
             body = _text(rng)
             post = Post(
@@ -173,7 +137,7 @@ async def seed(url: str) -> tuple[str, str]:
             await session.flush()
             assert post.id is not None
             post.path = f"{parent_post.path}/{post.id:010d}"
-        thread.post_count = POSTS
+        thread.post_count = posts
         raw, _ = await tokens.create_token(
             session, actor=actors[5], name="bench", expires_in_days=1
         )
@@ -246,82 +210,114 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _start(command: list[str], env: dict[str, str], port: int) -> subprocess.Popen[bytes]:
+    server = subprocess.Popen(command, env=env, cwd=ROOT)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), 0.2).close()
+            return server
+        except OSError:
+            if server.poll() is not None or time.monotonic() > deadline:
+                server.kill()
+                raise RuntimeError(f"the server did not start: {command}") from None
+            time.sleep(0.1)
+
+
+def _size(port: int, path: str, token: str) -> int:
+    async def get() -> int:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+            f"Authorization: Bearer {token}\r\n\r\n".encode()
+        )
+        head = await reader.readuntil(b"\r\n\r\n")
+        status = head.split(b"\r\n", 1)[0]
+        if b" 200 " not in status:
+            raise RuntimeError(f"{path}: {status!r}")
+        length = next(
+            int(line.split(b":", 1)[1])
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"content-length:")
+        )
+        await reader.readexactly(length)
+        writer.close()
+        return length
+
+    return asyncio.run(get())
+
+
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--concurrency", type=int, default=16)
+    parser.add_argument("--posts", type=int, default=POSTS)
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
     args = parser.parse_args()
+    if args.quick:
+        args.rounds, args.seconds, args.concurrency, args.posts = 1, 0.3, 2, 30
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
-        thread, token = asyncio.run(seed(url))
-        port = _free_port()
+        thread, token = asyncio.run(seed(url, args.posts))
+        port, bare_port = _free_port(), _free_port()
         env = {
             **os.environ,
             "PEERBOARD_ENV": "test",
             "DATABASE_URL": url,
             "PEERBOARD_SECRET_KEY": SECRET,
             "PEERBOARD_BASE_URL": f"http://127.0.0.1:{port}",
+            "PEERBOARD_PHASE_TICK_SECONDS": "0",
         }
         env.pop("REDIS_URL", None)
-        server = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "thread_bench:make_app",
-                "--factory",
-                "--app-dir",
-                str(ROOT / "bench"),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "1",
-                "--no-access-log",
-                "--log-level",
-                "warning",
-            ],
-            env=env,
-            cwd=ROOT,
+        serve = "from web.cli import main; main()"
+        server = _start(
+            [sys.executable, "-c", serve, "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env,
+            port,
         )
+        uvicorn = [sys.executable, "-m", "uvicorn", "bare_app:make_app", "--factory"]
+        uvicorn += ["--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1"]
+        uvicorn += ["--port", str(bare_port), "--loop", "uvloop", "--http", "httptools"]
+        uvicorn += ["--no-access-log", "--log-level", "warning"]
         try:
-            deadline = time.monotonic() + 20
-            while True:
-                try:
-                    socket.create_connection(("127.0.0.1", port), 0.2).close()
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError("the server did not start") from None
-                    time.sleep(0.1)
+            bare = _start(uvicorn, env, bare_port)
+        except BaseException:
+            server.terminate()
+            raise
+        try:
+            per_page = min(args.posts, 200)
             targets = {
-                "bare Core + orjson": f"/bare/{thread}",
-                "thread JSON (API)": f"/api/v1/threads/{thread}?per_page=200",
-                "thread HTML page": f"/threads/{thread}?per_page=200",
+                "bare Core + orjson": (bare_port, bare.pid, f"/json/{thread}"),
+                "bare Core + Jinja2": (bare_port, bare.pid, f"/html/{thread}"),
+                "thread JSON (API)": (
+                    port,
+                    server.pid,
+                    f"/api/v1/threads/{thread}?per_page={per_page}",
+                ),
+                "thread HTML page": (port, server.pid, f"/threads/{thread}?per_page={per_page}"),
             }
-            # Warm up every target once.
-            for path in targets.values():
-                asyncio.run(measure(port, path, token, 1.0, 4, server.pid))
+            for p, _, path in targets.values():  # warm up every target
+                asyncio.run(measure(p, path, token, min(1.0, args.seconds), 4, bare.pid))
+            sizes = {name: _size(p, path, token) for name, (p, _, path) in targets.items()}
             print(
-                f"{POSTS} posts of ~400 chars, concurrency {args.concurrency}, "
-                f"{args.seconds:g}s per target per round, one uvicorn worker, SQLite\n"
+                f"{args.posts} posts of ~400 chars, concurrency {args.concurrency}, "
+                f"{args.seconds:g}s per target per round, one process each, SQLite\n"
             )
             header = f"{'round':>5}  {'target':<20} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} "
-            header += f"{'CPU ms/req':>10} {'ratio':>6}"
+            header += f"{'CPU ms/req':>10} {'KB':>6} {'ratio':>6}"
             print(header)
             print("-" * len(header))
             ratios: dict[str, list[float]] = {name: [] for name in targets}
             for round_ in range(1, args.rounds + 1):
                 order = list(targets.items())
                 if round_ % 2 == 0:
-                    order = order[:1] + order[1:][::-1]
+                    order = order[::-1]
                 results = {}
-                for name, path in order:
+                for name, (p, pid, path) in order:
                     results[name] = asyncio.run(
-                        measure(port, path, token, args.seconds, args.concurrency, server.pid)
+                        measure(p, path, token, args.seconds, args.concurrency, pid)
                     )
                 base = results["bare Core + orjson"]["rps"]
                 for name in targets:
@@ -330,16 +326,23 @@ def main() -> None:
                     ratios[name].append(ratio)
                     print(
                         f"{round_:>5}  {name:<20} {r['rps']:>8.1f} {r['p50']:>8.1f} "
-                        f"{r['p99']:>8.1f} {r['cpu_ms']:>10.2f} {ratio:>6.2f}"
+                        f"{r['p99']:>8.1f} {r['cpu_ms']:>10.2f} {sizes[name] / 1024:>6.0f} "
+                        f"{ratio:>6.2f}"
                     )
             print()
             for name, values in ratios.items():
                 print(f"median ratio {name:<20} {statistics.median(values):.2f}")
             json_ratio = statistics.median(ratios["thread JSON (API)"])
-            print(f"\nthread JSON reaches {json_ratio:.0%} of the bare endpoint (goal: >= 50%)")
+            html_ratio = statistics.median(ratios["thread HTML page"])
+            print(
+                f"\nthread JSON {json_ratio:.2f}x the bare JSON endpoint (goal >= 0.6); HTML page "
+                f"{html_ratio:.2f}x (goal >= 0.25), {sizes['thread HTML page'] / 1024:.0f} KB "
+                "(goal <= 600 KB)"
+            )
         finally:
-            server.terminate()
-            server.wait(timeout=10)
+            for proc in (server, bare):
+                proc.terminate()
+                proc.wait(timeout=10)
 
 
 if __name__ == "__main__":

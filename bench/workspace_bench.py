@@ -33,7 +33,8 @@ from services import workspace
 from services.db import make_engine, make_sessionmaker, transaction
 from services.policy import Actor
 
-ROUNDS = 15
+QUICK = "--quick" in sys.argv  # tiny sizes, seconds: run by the tests
+ROUNDS = 2 if QUICK else 15
 SECRET = "bench-" + "x" * 40
 
 
@@ -102,7 +103,7 @@ async def main() -> None:
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the app's logging says INFO
     print(f"{'posts':>8} {'queries':>8} {'overview ms (median/best)':>26} "
           f"{'render ms (median/best)':>24}")  # fmt: skip
-    for posts in (1_000, 10_000, 100_000):
+    for posts in (200,) if QUICK else (1_000, 10_000, 100_000):
         with tempfile.TemporaryDirectory() as tmp:
             path = Path(tmp) / "bench.db"
             await build(path, posts)

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from datetime import timedelta
 
+import sqlalchemy as sa
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -118,3 +120,18 @@ async def touch(session: AsyncSession, *, token_id: int) -> None:
     if token is not None:
         token.last_used_at = utcnow()
         await session.flush()
+
+
+async def live_token_ids(session: AsyncSession, *, ids: Collection[int]) -> set[int]:
+    """Which of these tokens still work (not revoked, not expired): one query for many
+    long-lived streams re-checking their callers."""
+    if not ids:
+        return set()
+    rows = await session.execute(
+        select(col(ApiToken.id)).where(
+            col(ApiToken.id).in_(list(ids)),
+            col(ApiToken.revoked_at).is_(None),
+            sa.or_(col(ApiToken.expires_at).is_(None), col(ApiToken.expires_at) > utcnow()),
+        )
+    )
+    return {i for i in rows.scalars() if i is not None}

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -110,3 +111,18 @@ async def purge_expired(session: AsyncSession, *, policy: SessionPolicy) -> int:
         )
     )
     return int(getattr(result, "rowcount", 0) or 0)
+
+
+async def live_ids(
+    session: AsyncSession, *, ids: Collection[int], now: datetime | None = None
+) -> set[int]:
+    """Which of these sessions still exist and have not reached their absolute expiry (signed
+    out sessions are deleted): one query for many long-lived streams."""
+    if not ids:
+        return set()
+    rows = await session.execute(
+        select(col(WebSession.id)).where(
+            col(WebSession.id).in_(list(ids)), col(WebSession.expires_at) > (now or utcnow())
+        )
+    )
+    return {i for i in rows.scalars() if i is not None}

@@ -7,6 +7,7 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import quote
 
 import orjson
 from markupsafe import Markup
@@ -16,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services import discussions, events, moderation, notifications, policy, search
-from services.errors import Invalid, NotFound, Problem
+from services.errors import Invalid, Problem
 from services.models import Event, FlagReason
 from services.policy import Actor
 from services.views import PostView
@@ -279,6 +280,69 @@ async def api_mark_read(request: Request) -> Response:
 # --- live updates --------------------------------------------------------------------------
 
 
+class ThreadFanout:
+    """A thread's live posts: each batch read once, presented once per audience, and each
+    post's card rendered once per distinct presentation."""
+
+    def __init__(self, request: Request, thread_id: str, channel: str) -> None:
+        self.key = channel
+        self.channel = channel
+        self.thread_id = thread_id
+        self.card = templates_of(request).get_template("_post.html").module.post_card  # type: ignore[attr-defined]
+        self.urls = _urls(request, thread_id)
+
+    async def read(self, session: AsyncSession, after_id: int) -> Sequence[Event]:
+        return await events.since(session, channel=self.channel, after_id=after_id)
+
+    async def admit(self, session: AsyncSession, actor: Actor) -> discussions.LiveViewer:
+        return await discussions.admit_live_viewer(session, actor=actor, thread_id=self.thread_id)
+
+    async def render(
+        self,
+        session: AsyncSession,
+        batch: Sequence[Event],
+        viewers: Sequence[discussions.LiveViewer],
+    ) -> list[list[tuple[int, str, str]]]:
+        ids = [e.post_id for e in batch if e.post_id is not None]
+        seen = await discussions.present_live_posts(
+            session, thread_id=self.thread_id, post_ids=ids, viewers=viewers
+        )
+        # Viewers of one audience share post dicts: serialize each distinct one once.
+        made: dict[tuple[int, str], str] = {}
+        thread_data: dict[tuple[bool, bool], str] = {}
+        out: list[list[tuple[int, str, str]]] = []
+        for view in seen:
+            items: list[tuple[int, str, str]] = []
+            out.append(items)
+            if view is None:  # may no longer read the thread: nothing more
+                continue
+            for e in batch:
+                assert e.id is not None
+                if e.post_id is None:
+                    state = (view.locked, view.pinned)
+                    data = thread_data.get(state)
+                    if data is None:
+                        payload = {
+                            "kind": e.kind,
+                            "thread": {"locked": state[0], "pinned": state[1]},
+                        }
+                        data = thread_data[state] = orjson.dumps(payload).decode()
+                    items.append((e.id, e.kind, data))
+                    continue
+                post = view.posts.get(e.post_id)
+                if post is None:
+                    continue
+                key = (id(post), e.kind)
+                data = made.get(key)
+                if data is None:
+                    html = str(self.card(post, {"id": self.thread_id}, self.urls, "", True))
+                    view_json = PostView.model_validate(post).model_dump(mode="json")
+                    data = orjson.dumps({"kind": e.kind, "post": view_json, "html": html}).decode()
+                    made[key] = data
+                items.append((e.id, e.kind, data))
+        return out
+
+
 async def api_thread_events(request: Request) -> Response:
     thread_id = request.path_params["thread"]
     async with unit_of_work(request) as (session, actor):
@@ -288,37 +352,8 @@ async def api_thread_events(request: Request) -> Response:
         start = live.last_event_id(request)
         if start < 0:
             start = await events.latest_id(session, channel=channel)
-    card = templates_of(request).get_template("_post.html").module.post_card  # type: ignore[attr-defined]
-    urls = _urls(request, thread_id)
-
-    async def render(
-        session: AsyncSession, actor: Actor, batch: Sequence[Event]
-    ) -> list[tuple[int, str, str]]:
-        # Re-check access every batch: a viewer who lost access gets nothing more.
-        try:
-            ctx = await discussions.access_thread(session, actor=actor, thread_id=thread_id)
-        except NotFound:
-            return []
-        ids = [e.post_id for e in batch if e.post_id is not None]
-        posts = await discussions.present_posts(
-            session, actor=actor, scope=ctx.scope, thread=ctx.thread, post_ids=ids
-        )
-        out = []
-        for e in batch:
-            assert e.id is not None
-            payload: dict[str, Any] = {"kind": e.kind}
-            if e.post_id is not None:
-                post = posts.get(e.post_id)
-                if post is None:
-                    continue
-                payload["post"] = PostView.model_validate(post).model_dump(mode="json")
-                payload["html"] = str(card(post, {"id": thread_id}, urls, "", True))
-            else:
-                payload["thread"] = {"locked": ctx.thread.locked, "pinned": ctx.thread.pinned}
-            out.append((e.id, e.kind, orjson.dumps(payload).decode()))
-        return out
-
-    return await live.respond(request, channel=channel, start_after=start, render=render)
+    fanout = ThreadFanout(request, ctx.thread.public_id, channel)
+    return await live.respond(request, fanout=fanout, start_after=start)
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -365,8 +400,26 @@ async def thread_page(request: Request) -> Response:
             session, actor=caller.actor, thread_id=request.path_params["thread"], **query
         )
     urls = _urls(request, view["id"])
+    # This page's address for the no-JavaScript reply and flag links (?…&reply_to=ID).
+    kept = [(k, str(v)) for k, v in query.items() if v is not None and k != "per_page"]
+    if query["per_page"] != discussions.DEFAULT_PER_PAGE:
+        kept.append(("per_page", str(query["per_page"])))
+    urls["here"] = urls["thread"] + "?" + "".join(f"{k}={quote(v)}&" for k, v in kept)
+    shown = {p["id"]: p for p in (view["opening"], *view["posts"])}
+    # Only a post on this page that the viewer may reply to or flag sets the forms.
+    wanted = shown.get(request.query_params.get("reply_to", ""))
+    reply_to = wanted["id"] if wanted is not None and wanted["can_reply"] else None
+    wanted = shown.get(request.query_params.get("flag", ""))
+    flag_post = wanted["id"] if wanted is not None and wanted["can_flag"] else None
     replies = _replies_html(request, view, urls)
-    context = {"t": view, "sorts": discussions.SORTS, "urls": urls, "replies_html": replies}
+    context = {
+        "t": view,
+        "sorts": discussions.SORTS,
+        "urls": urls,
+        "replies_html": replies,
+        "reply_to": reply_to,
+        "flag_post": flag_post,
+    }
     return render_page(request, "thread.html", context)
 
 

@@ -41,6 +41,7 @@ from services.models import (
 from services.policy import Actor
 from services.views import (
     PhaseView,
+    TaskSummaryView,
 )
 from web import live
 from web.charts import bar_chart
@@ -341,45 +342,72 @@ async def api_phase(request: Request) -> Response:
 # --- live status ---------------------------------------------------------------------------
 
 
-async def _render_events(
-    session: AsyncSession, actor: Actor, batch: Sequence[Event], assignment_id: int
-) -> list[tuple[int, str, str]]:
+class ReviewFanout:
     """Staff get completion counts; a reviewer gets only their own tasks' changes (never a
-    count or event that ticks when someone else works)."""
-    try:
-        assignment = await policy.access_assignment(
-            session, actor=actor, assignment_id=assignment_id
-        )
-    except NotFound:
-        return []
-    staff = policy.can_manage_reviews(actor, assignment)
-    out: list[tuple[int, str, str]] = []
-    if staff:
-        last = batch[-1]
-        done = await stance.completion(session, assignment_id=assignment_id)
-        payload: dict[str, Any] = {"kind": "completion", "completion": done.model_dump()}
-        out.append((last.id or 0, "completion", orjson.dumps(payload).decode()))
-        return out
-    mine = await reviews.list_my_tasks(session, actor=actor, assignment_id=assignment_id)
-    tasks = {t.id: t for t in mine}
-    ids = {e.task_id for e in batch if e.task_id is not None}
-    public: dict[int | None, str] = {}
-    if ids:
-        rows = await session.execute(
-            select(ReviewTask.id, ReviewTask.public_id).where(col(ReviewTask.id).in_(ids))
-        )
-        public = dict(rows.all())
-    for event in batch:
-        if event.kind == "phase.changed":
-            out.append(
-                (event.id or 0, "phase", orjson.dumps({"phase": assignment.phase.value}).decode())
+    count or event that ticks when someone else works). A batch costs the assignment, the
+    completion (once, if staff listen), the batch's tasks, and the task list of each
+    reviewer whose task changed: not a query per listener."""
+
+    def __init__(self, assignment_id: int) -> None:
+        self.assignment_id = assignment_id
+        self.channel = self.key = events.assignment_channel(assignment_id)
+
+    async def read(self, session: AsyncSession, after_id: int) -> Sequence[Event]:
+        return await events.since(session, channel=self.channel, after_id=after_id)
+
+    async def admit(self, session: AsyncSession, actor: Actor) -> Actor:
+        await policy.access_assignment(session, actor=actor, assignment_id=self.assignment_id)
+        return actor
+
+    async def render(
+        self, session: AsyncSession, batch: Sequence[Event], viewers: Sequence[Actor]
+    ) -> list[list[tuple[int, str, str]]]:
+        assignment = await session.get(Assignment, self.assignment_id)
+        if assignment is None:
+            return [[] for _ in viewers]
+        completion: str | None = None
+        phase = orjson.dumps({"phase": assignment.phase.value}).decode()
+        ids = {e.task_id for e in batch if e.task_id is not None}
+        owners: dict[int, tuple[str, int]] = {}
+        if ids:
+            rows = await session.execute(
+                select(ReviewTask.id, ReviewTask.public_id, ReviewTask.reviewer_id).where(
+                    col(ReviewTask.id).in_(ids)
+                )
             )
-            continue
-        task = tasks.get(public.get(event.task_id or 0, ""))
-        if task is None:
-            continue
-        out.append((event.id or 0, "task", task.model_dump_json()))
-    return out
+            owners = {tid: (pub, reviewer) for tid, pub, reviewer in rows.all() if tid}
+        reviewers = {reviewer for _, reviewer in owners.values()}
+        tasks_of: dict[int, dict[str, TaskSummaryView]] = {}
+        out: list[list[tuple[int, str, str]]] = []
+        for actor in viewers:
+            items: list[tuple[int, str, str]] = []
+            out.append(items)
+            if not policy.can_view_assignment(actor, assignment):
+                continue
+            if policy.can_manage_reviews(actor, assignment):
+                if completion is None:
+                    done = await stance.completion(session, assignment_id=self.assignment_id)
+                    payload = {"kind": "completion", "completion": done.model_dump()}
+                    completion = orjson.dumps(payload).decode()
+                items.append((batch[-1].id or 0, "completion", completion))
+                continue
+            me = actor.user_id
+            if me is not None and me in reviewers and me not in tasks_of:
+                mine = await reviews.list_my_tasks(
+                    session, actor=actor, assignment_id=self.assignment_id
+                )
+                tasks_of[me] = {t.id: t for t in mine}
+            tasks = tasks_of.get(me or -1, {})
+            for event in batch:
+                if event.kind == "phase.changed":
+                    items.append((event.id or 0, "phase", phase))
+                    continue
+                owner = owners.get(event.task_id or 0)
+                task = tasks.get(owner[0]) if owner is not None and owner[1] == me else None
+                if task is None:
+                    continue
+                items.append((event.id or 0, "task", task.model_dump_json()))
+        return out
 
 
 async def api_review_events(request: Request) -> Response:
@@ -390,13 +418,7 @@ async def api_review_events(request: Request) -> Response:
         start = live.last_event_id(request)
         if start < 0:
             start = await events.latest_id(session, channel=channel)
-
-    async def render(
-        session: AsyncSession, actor: Actor, batch: Sequence[Event]
-    ) -> list[tuple[int, str, str]]:
-        return await _render_events(session, actor, batch, assignment_id)
-
-    return await live.respond(request, channel=channel, start_after=start, render=render)
+    return await live.respond(request, fanout=ReviewFanout(assignment_id), start_after=start)
 
 
 # --- pages ---------------------------------------------------------------------------------

@@ -72,35 +72,56 @@ async def workspace_page(request: Request) -> Response:
     return render_page(request, "workspace.html", {"w": view, "charts": _charts(view)})
 
 
+class WorkspaceFanout:
+    """After any change in the assignment (posts, flags, papers, reviews, phase), one
+    `workspace` event carrying the re-rendered sections. A batch of changes is one event,
+    rendered once per audience (moderators; instructors, who also see the audit log)."""
+
+    def __init__(self, request: Request, assignment_id: int) -> None:
+        self.request = request  # for the app's templates and routes only
+        self.assignment_id = assignment_id
+        self.channel = self.key = events.workspace_channel(assignment_id)
+
+    async def read(self, session: AsyncSession, after_id: int) -> Sequence[Event]:
+        return await events.for_assignment(
+            session, assignment_id=self.assignment_id, after_id=after_id
+        )
+
+    async def admit(self, session: AsyncSession, actor: Actor) -> Actor:
+        await workspace.access(session, actor=actor, assignment_id=self.assignment_id)
+        return actor
+
+    async def render(
+        self, session: AsyncSession, batch: Sequence[Event], viewers: Sequence[Actor]
+    ) -> list[list[tuple[int, str, str]]]:
+        made: dict[tuple[Any, ...], str | None] = {}
+        out: list[list[tuple[int, str, str]]] = []
+        for actor in viewers:
+            # Only roles shape the workspace: one rendering per distinct standing.
+            audience = (actor.is_administrator, tuple(sorted(actor.roles.items())))
+            if audience not in made:
+                try:
+                    view = await workspace.overview(
+                        session, actor=actor, assignment_id=self.assignment_id
+                    )
+                except NotFound:
+                    made[audience] = None
+                else:
+                    sections = render_sections(self.request, view)
+                    made[audience] = orjson.dumps({"sections": sections}).decode()
+            data = made[audience]
+            out.append([] if data is None else [(batch[-1].id or 0, "workspace", data)])
+        return out
+
+
 async def workspace_events(request: Request) -> Response:
-    """Server-Sent Events: after any change in the assignment (posts, flags, papers, reviews,
-    phase), one `workspace` event carrying the re-rendered sections. A batch of changes is
-    one event; the viewer's standing is checked again on every batch, so a moderator who
-    loses the role stops receiving."""
+    """Server-Sent Events for the workspace (see WorkspaceFanout); the viewer's standing is
+    re-checked as the stream goes, so a moderator who loses the role stops receiving."""
     assignment_id: int = request.path_params["assignment"]
     async with unit_of_work(request) as (session, actor):
         await workspace.access(session, actor=actor, assignment_id=assignment_id)
         start = live.last_event_id(request)
         if start < 0:
             start = await events.latest_for_assignment(session, assignment_id=assignment_id)
-
-    async def read(session: AsyncSession, after_id: int) -> Sequence[Event]:
-        return await events.for_assignment(session, assignment_id=assignment_id, after_id=after_id)
-
-    async def render(
-        session: AsyncSession, actor: Actor, batch: Sequence[Event]
-    ) -> list[tuple[int, str, str]]:
-        try:
-            view = await workspace.overview(session, actor=actor, assignment_id=assignment_id)
-        except NotFound:
-            return []
-        data = orjson.dumps({"sections": render_sections(request, view)}).decode()
-        return [(batch[-1].id or 0, "workspace", data)]
-
-    return await live.respond(
-        request,
-        channel=events.workspace_channel(assignment_id),
-        start_after=start,
-        render=render,
-        read=read,
-    )
+    fanout = WorkspaceFanout(request, assignment_id)
+    return await live.respond(request, fanout=fanout, start_after=start)

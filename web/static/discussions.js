@@ -1,3 +1,62 @@
+// The thread page's one composer and one flag form move under the post they are for (the
+// links also work without JavaScript: they reload the page with the form set for the post).
+(function () {
+  "use strict";
+  var composer = document.getElementById("composer");
+  var flagPanel = document.getElementById("flag-panel");
+  var composerHome = composer && composer.parentNode;
+  var composerNext = composer && composer.nextSibling;
+  var heading = document.getElementById("reply-heading");
+
+  function articleOf(link) {
+    return link.closest("article.post");
+  }
+
+  function replyTo(id, link) {
+    var parent = composer.querySelector("[data-parent]");
+    var note = composer.querySelector("[data-replying]");
+    parent.value = id || "";
+    note.hidden = !id;
+    if (id) {
+      composer.querySelector("[data-replying-link]").setAttribute("href", "#post-" + id);
+      heading.textContent = "Reply to a post";
+      articleOf(link).after(composer);
+    } else {
+      heading.textContent = "Reply to the thread";
+      composerHome.insertBefore(composer, composerNext);
+    }
+    composer.querySelector("textarea").focus();
+  }
+
+  function flag(id, link) {
+    var form = flagPanel.querySelector("form");
+    var action = flagPanel.getAttribute("data-flag-action");
+    form.setAttribute("action", action.replace("__ID__", encodeURIComponent(id)));
+    flagPanel.querySelector("[data-flagging-link]").setAttribute("href", "#post-" + id);
+    flagPanel.hidden = false;
+    articleOf(link).after(flagPanel);
+    flagPanel.querySelector("select").focus();
+  }
+
+  document.addEventListener("click", function (event) {
+    var link = event.target.closest && event.target.closest("a");
+    if (!link) return;
+    if (composer && link.hasAttribute("data-reply")) {
+      event.preventDefault();
+      replyTo(link.getAttribute("data-reply"), link);
+    } else if (composer && link.hasAttribute("data-reply-cancel")) {
+      event.preventDefault();
+      replyTo("", link);
+    } else if (flagPanel && link.hasAttribute("data-flag")) {
+      event.preventDefault();
+      flag(link.getAttribute("data-flag"), link);
+    } else if (flagPanel && link.hasAttribute("data-flag-cancel")) {
+      event.preventDefault();
+      flagPanel.hidden = true;
+    }
+  });
+})();
+
 // Live updates for a thread page: new, edited and hidden posts appear without a reload.
 // The server renders each event for this viewer; we only place the HTML it sends.
 (function () {

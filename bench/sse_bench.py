@@ -1,0 +1,318 @@
+"""Live-update benchmark: delivery latency of Server-Sent Events at lecture-hall scale.
+
+A reply is posted every 100 ms (through Peerboard's API) while N subscribers hold the
+thread's event stream open; each subscriber notes when the reply's marker arrives. The same
+run measures a bare in-process fan-out (bench/bare_app.py: a publish puts the payload on
+every subscriber's queue) with the same client, publishing at the same pace. Then
+Peerboard again as two processes sharing Redis (subscribers split over both, replies
+posted to the first), when redis-server is installed.
+
+Reported per scenario: latency p50 / p99 / max (ms), delivered / expected, and the server
+processes' resident memory. The client is raw asyncio sockets (an httpx client saturates
+before the server does). Loopback only; every loop is bounded in count and time.
+
+Run: .venv/bin/python bench/sse_bench.py            (100, 1,000, 5,000 over 50 threads)
+     .venv/bin/python bench/sse_bench.py --quick    (tiny sizes, seconds: run by the tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import re
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from thread_bench import SECRET, _free_port, _start, seed  # noqa: E402
+
+MARK = re.compile(rb"mark-(\d+)-(\d+\.\d+)")
+
+
+@dataclass
+class Tally:
+    latencies: list[float] = field(default_factory=list)
+    delivered: int = 0
+    failed: int = 0
+
+
+async def subscriber(
+    port: int, path: str, token: str, tally: Tally, ready: asyncio.Event, stop: float
+) -> None:
+    """One SSE client on a raw socket: counts each distinct marker it sees once."""
+    try:
+        reader, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), 30)
+    except (OSError, TimeoutError):
+        tally.failed += 1
+        return
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        "Accept: text/event-stream\r\n\r\n".encode()
+    )
+    seen: set[bytes] = set()
+    buffer = b""
+    try:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+            tally.failed += 1
+            return
+        ready.set()
+        while time.monotonic() < stop:
+            try:
+                chunk = await asyncio.wait_for(reader.read(65536), stop - time.monotonic())
+            except TimeoutError:
+                break
+            if not chunk:
+                break
+            now = time.time()
+            buffer = buffer[-200:] + chunk
+            for match in MARK.finditer(buffer):
+                if match.group(1) not in seen:
+                    seen.add(match.group(1))
+                    tally.delivered += 1
+                    tally.latencies.append(now - float(match.group(2)))
+    except (OSError, asyncio.IncompleteReadError, TimeoutError):
+        tally.failed += 1
+    finally:
+        writer.close()
+
+
+async def post(port: int, path: str, token: str, body: bytes, content_type: str) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n"
+        f"Content-Type: {content_type}\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    await asyncio.wait_for(reader.read(), 30)
+    writer.close()
+
+
+def rss_mib(pids: list[int]) -> float:
+    total = 0
+    for pid in pids:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
+
+
+async def scenario(
+    *,
+    stream_ports: list[int],
+    publish_port: int,
+    bare: bool,
+    threads: list[str],
+    token: str,
+    subscribers: int,
+    events: int,
+    interval: float,
+) -> Tally:
+    tally = Tally()
+    ready = asyncio.Event()
+    stop = time.monotonic() + 60 + subscribers / 100 + events * interval
+    tasks = []
+    for i in range(subscribers):
+        thread = threads[i % len(threads)]
+        path = f"/sse/{thread}" if bare else f"/api/v1/threads/{thread}/events"
+        port = stream_ports[i % len(stream_ports)]
+        tasks.append(asyncio.create_task(subscriber(port, path, token, tally, ready, stop)))
+        if i % 100 == 99:
+            await asyncio.sleep(0.05)  # do not flood the accept queue
+    await asyncio.wait_for(ready.wait(), 60)
+    await asyncio.sleep(1.0 + subscribers / 1000)  # every stream open
+    for n in range(events):
+        started = time.monotonic()
+        for thread in threads:
+            marker = f"mark-{n}-{time.time():.6f}".encode()
+            if bare:
+                await post(publish_port, f"/publish/{thread}", token, marker, "text/plain")
+            else:
+                body = b'{"body": "A reply ' + marker + b'"}'
+                await post(
+                    publish_port, f"/api/v1/threads/{thread}/posts", token, body, "application/json"
+                )
+        await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
+    # Wait for the stragglers (bounded), then close every stream.
+    expected = events * subscribers
+    deadline = time.monotonic() + 30
+    for _ in range(300):  # bounded: at most 30 s
+        if tally.delivered >= expected - tally.failed * events or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    for t in tasks:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return tally
+
+
+def report(name: str, tally: Tally, expected: int, rss: float) -> None:
+    lat = sorted(tally.latencies) or [float("nan")]
+    p99 = lat[max(0, int(len(lat) * 0.99) - 1)]
+    print(
+        f"{name:<44} {statistics.median(lat) * 1e3:>8.0f} {p99 * 1e3:>8.0f} "
+        f"{lat[-1] * 1e3:>8.0f} {tally.delivered:>7}/{expected:<7} {rss:>8.0f}"
+    )
+
+
+async def extra_threads(url: str, thread: str, count: int) -> list[str]:
+    """More threads under the same question, opened by the same student."""
+    import sqlalchemy as sa
+
+    from services import discussions, policy
+    from services.db import make_engine, make_sessionmaker, transaction
+    from services.models import Thread
+
+    engine = make_engine(url)
+    made = [thread]
+    async with transaction(make_sessionmaker(engine)) as session:
+        row = (
+            await session.execute(
+                sa.select(Thread.question_id, Thread.author_id).where(Thread.public_id == thread)
+            )
+        ).one()
+        actor = await policy.load_actor(session, user_id=row[1], is_administrator=False)
+        for i in range(count - 1):
+            t = await discussions.create_thread(
+                session, actor=actor, question_id=row[0], title=f"Thread {i}", body="Opening."
+            )
+            made.append(t.public_id)
+    await engine.dispose()
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
+    parser.add_argument("--events", type=int, default=30)
+    args = parser.parse_args()
+    interval = 0.1
+    sizes = [(100, 1), (1000, 1), (5000, 50)]
+    if args.quick:
+        sizes, args.events = [(10, 1), (20, 2)], 5
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+        first, token = asyncio.run(seed(url, 3))
+        threads = asyncio.run(extra_threads(url, first, max(t for _, t in sizes)))
+
+        def env_for(port: int, redis: str | None = None) -> dict[str, str]:
+            env = {
+                **os.environ,
+                "PEERBOARD_ENV": "test",
+                "DATABASE_URL": url,
+                "PEERBOARD_SECRET_KEY": SECRET,
+                "PEERBOARD_BASE_URL": f"http://127.0.0.1:{port}",
+                "PEERBOARD_PHASE_TICK_SECONDS": "0",
+            }
+            env.pop("REDIS_URL", None)
+            if redis:
+                env["REDIS_URL"] = redis
+            return env
+
+        serve = [sys.executable, "-c", "from web.cli import main; main()", "serve"]
+        bare_cmd = [sys.executable, "-m", "uvicorn", "bare_app:make_app", "--factory"]
+        bare_cmd += ["--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1", "--loop"]
+        bare_cmd += ["uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
+
+        print(
+            f"a reply every {interval * 1000:.0f} ms per thread, {args.events} replies; "
+            "latency from posting to arrival at each subscriber\n"
+        )
+        print(
+            f"{'scenario':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
+            f"{'delivered/expected':>15} {'RSS MiB':>8}"
+        )
+        for subscribers, n_threads in sizes:
+            used = threads[:n_threads]
+            expected = subscribers * args.events
+            label = f"{subscribers} subscribers over {n_threads} thread(s)"
+            for bare in (True, False):  # the reference first, then Peerboard, same run
+                port = _free_port()
+                command = [*bare_cmd, "--port", str(port)] if bare else [
+                    *serve, "--host", "127.0.0.1", "--port", str(port)
+                ]  # fmt: skip
+                server = _start(command, env_for(port), port)
+                try:
+                    tally = asyncio.run(
+                        scenario(
+                            stream_ports=[port],
+                            publish_port=port,
+                            bare=bare,
+                            threads=used,
+                            token=token,
+                            subscribers=subscribers,
+                            events=args.events,
+                            interval=interval,
+                        )
+                    )
+                    rss = rss_mib([server.pid])
+                finally:
+                    server.terminate()
+                    server.wait(timeout=20)
+                name = f"{'bare fan-out' if bare else 'Peerboard'}, {label}"
+                report(name, tally, expected, rss)
+
+        redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if not Path(redis_server).exists():
+            print("\n(two processes over Redis: skipped, redis-server is not installed)")
+            return
+        subscribers, n_threads = sizes[1] if len(sizes) > 1 else sizes[0]
+        redis_port = _free_port()
+        redis = subprocess.Popen(
+            [redis_server, "--port", str(redis_port), "--bind", "127.0.0.1", "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )
+        ports = [_free_port(), _free_port()]
+        servers = []
+        try:
+            redis_url = f"redis://127.0.0.1:{redis_port}/0"
+            for p in ports:
+                servers.append(
+                    _start(
+                        [*serve, "--host", "127.0.0.1", "--port", str(p)],
+                        env_for(p, redis_url),
+                        p,
+                    )
+                )
+            tally = asyncio.run(
+                scenario(
+                    stream_ports=ports,
+                    publish_port=ports[0],
+                    bare=False,
+                    threads=threads[:n_threads],
+                    token=token,
+                    subscribers=subscribers,
+                    events=args.events,
+                    interval=interval,
+                )
+            )
+            rss = rss_mib([s.pid for s in servers])
+            report(
+                f"Peerboard x2 + Redis, {subscribers} subscribers",
+                tally,
+                subscribers * args.events,
+                rss,
+            )
+        finally:
+            for s in servers:
+                s.terminate()
+                s.wait(timeout=20)
+            redis.terminate()
+            redis.wait(timeout=10)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,276 @@
+"""Live fan-out (web/live.py): each batch is read once per process whatever the number of
+subscribers, each audience sees exactly what it saw before (names for staff and the author,
+the alias for classmates), late joiners catch up from the events table, and a revoked token,
+a removed member or a slow reader ends the stream.
+
+The app runs in this process under a real uvicorn server (streams need a socket), so the
+test can count the statements the feed sends to the database."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from services import discussions, memberships, tokens
+from services.db import transaction
+from services.policy import Actor
+from tests.conftest import make_settings
+from tests.discussion_support import build_forum
+from web import live
+from web.app import create_app
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextlib.asynccontextmanager
+async def served(database_url: str) -> AsyncIterator[str]:
+    port = _free_port()
+    app = create_app(make_settings(database_url))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+
+
+@contextlib.contextmanager
+def counting(fragment: str) -> Iterator[list[str]]:
+    """Every SQL statement (on any engine) containing `fragment`."""
+    seen: list[str] = []
+
+    def listen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        if fragment in statement:
+            seen.append(statement)
+
+    event.listen(Engine, "before_cursor_execute", listen)
+    try:
+        yield seen
+    finally:
+        event.remove(Engine, "before_cursor_execute", listen)
+
+
+class Listener:
+    def __init__(self) -> None:
+        self.events: list[tuple[str, str, str]] = []  # (id, event, data)
+        self.arrived = asyncio.Event()
+        self.ended = asyncio.Event()
+        self.status = 0
+
+    async def run(self, client: httpx.AsyncClient, url: str, last: str | None = None) -> None:
+        fields: dict[str, str] = {}
+        headers = {"Last-Event-ID": last} if last is not None else {}
+        try:
+            async with client.stream("GET", url, headers=headers) as response:
+                self.status = response.status_code
+                async for line in response.aiter_lines():
+                    if not line:
+                        if "data" in fields:
+                            self.events.append((fields["id"], fields["event"], fields["data"]))
+                            self.arrived.set()
+                        fields = {}
+                    elif not line.startswith(":"):
+                        name, _, value = line.partition(": ")
+                        fields[name] = value
+        finally:
+            self.ended.set()
+
+    async def wait_for(self, text: str, within: float = 10.0) -> str:
+        async def found() -> str:
+            while True:
+                for _, _, data in self.events:
+                    if text in data:
+                        return data
+                self.arrived.clear()
+                await self.arrived.wait()
+
+        return await asyncio.wait_for(found(), within)
+
+
+@pytest.fixture
+async def forum_setup(sessions: async_sessionmaker[AsyncSession]) -> dict[str, Any]:
+    async with transaction(sessions) as session:
+        forum = await build_forum(session)
+        secrets_by_name: dict[str, str] = {}
+        token_ids: dict[str, int] = {}
+        for name in ("ada", "ben", "chen", "mona"):
+            actor = await forum.actor(session, name)
+            raw, token = await tokens.create_token(
+                session, actor=actor, name="live", expires_in_days=1
+            )
+            secrets_by_name[name] = raw
+            token_ids[name] = token.id or 0
+        ada = await forum.actor(session, "ada")
+        thread = await discussions.create_thread(
+            session,
+            actor=ada,
+            question_id=forum.question_ids[0],
+            title="Fan-out",
+            body="opening",
+            anonymous=True,
+        )
+    return {
+        "forum": forum,
+        "thread": thread.public_id,
+        "secrets": secrets_by_name,
+        "token_ids": token_ids,
+    }
+
+
+def _client(secret: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(headers={"Authorization": f"Bearer {secret}"}, timeout=30)
+
+
+async def test_each_batch_is_read_once_and_each_audience_sees_what_it_may(
+    database_url: str, forum_setup: dict[str, Any]
+) -> None:
+    thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
+    async with served(database_url) as base:
+        url = f"{base}/api/v1/threads/{thread}/events"
+        who = ["ben"] * 6 + ["chen", "mona", "ada"]
+        clients = [_client(secrets_by_name[name]) for name in who]
+        listeners = [Listener() for _ in who]
+        tasks = [
+            asyncio.create_task(lst.run(c, url)) for lst, c in zip(listeners, clients, strict=True)
+        ]
+        try:
+            await asyncio.sleep(1.0)  # every stream open and registered
+            with counting("FROM events") as reads:
+                async with _client(secrets_by_name["ada"]) as ada:
+                    made = await ada.post(
+                        f"{base}/api/v1/threads/{thread}/posts",
+                        json={"body": "a fanned-out reply", "anonymous": True},
+                    )
+                    assert made.status_code == 201, made.text
+                datas = [await lst.wait_for("a fanned-out reply") for lst in listeners]
+                await asyncio.sleep(0.3)
+            # One feed read the batch for all nine subscribers (a stray poll may add one).
+            assert 1 <= len(reads) <= 2, reads
+            by_name = dict(zip(who, datas, strict=True))
+            for name in ("ben", "chen"):
+                post = json.loads(by_name[name])["post"]
+                assert "Ada" not in by_name[name]
+                assert post["author"]["anonymous"] and not post["author"]["is_you"]
+                assert post["can_flag"] and not post["can_edit"]
+            staff = json.loads(by_name["mona"])["post"]
+            assert staff["author"]["name"] == "Ada" and staff["author"]["alias"]
+            mine = json.loads(by_name["ada"])["post"]
+            assert mine["author"]["is_you"] and mine["can_edit"] and not mine["can_flag"]
+            assert mine["body"] == "a fanned-out reply"
+            assert all(d == datas[0] for d in datas[:6]), "one audience, one rendering"
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for c in clients:
+                await c.aclose()
+
+
+async def test_a_late_joiner_catches_up_from_its_last_event_id(
+    database_url: str, forum_setup: dict[str, Any]
+) -> None:
+    thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
+    async with served(database_url) as base:
+        url = f"{base}/api/v1/threads/{thread}/events"
+        ada = _client(secrets_by_name["ada"])
+        early, late = Listener(), Listener()
+        ben, chen = _client(secrets_by_name["ben"]), _client(secrets_by_name["chen"])
+        first = asyncio.create_task(early.run(ben, url))
+        try:
+            await asyncio.sleep(0.5)
+            for n in range(3):
+                made = await ada.post(
+                    f"{base}/api/v1/threads/{thread}/posts", json={"body": f"reply {n}"}
+                )
+                assert made.status_code == 201
+            await early.wait_for("reply 2")
+            resume_from = early.events[0][0]  # as if the connection broke after "reply 0"
+            second = asyncio.create_task(late.run(chen, url, last=resume_from))
+            await late.wait_for("reply 2")
+            assert [d for _, _, d in late.events if "reply 0" in d] == []
+            assert any("reply 1" in d for _, _, d in late.events)
+            second.cancel()
+        finally:
+            first.cancel()
+            await asyncio.gather(first, return_exceptions=True)
+            for c in (ada, ben, chen):
+                await c.aclose()
+
+
+async def test_a_revoked_token_and_a_removed_member_end_their_streams(
+    database_url: str,
+    forum_setup: dict[str, Any],
+    sessions: async_sessionmaker[AsyncSession],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live, "RECHECK_SECONDS", 0.2)
+    thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
+    forum = forum_setup["forum"]
+    async with served(database_url) as base:
+        url = f"{base}/api/v1/threads/{thread}/events"
+        ben, chen, mona = (_client(secrets_by_name[n]) for n in ("ben", "chen", "mona"))
+        listeners = {n: Listener() for n in ("ben", "chen", "mona")}
+        tasks = [
+            asyncio.create_task(listeners[n].run(c, url))
+            for n, c in (("ben", ben), ("chen", chen), ("mona", mona))
+        ]
+        try:
+            await asyncio.sleep(0.8)
+            async with transaction(sessions) as session:
+                ben_actor = await forum.actor(session, "ben")
+                await tokens.revoke_token(
+                    session, actor=ben_actor, token_id=forum_setup["token_ids"]["ben"]
+                )
+            async with transaction(sessions) as session:
+                await memberships.remove_member(
+                    session, actor=Actor.system(), slug="psy", user_id=forum.users["chen"]
+                )
+            await asyncio.wait_for(listeners["ben"].ended.wait(), 10)
+            await asyncio.wait_for(listeners["chen"].ended.wait(), 10)
+            assert not listeners["mona"].ended.is_set()
+            assert (await ben.get(url + "?poll=1")).status_code == 401
+            assert (await chen.get(url + "?poll=1")).status_code == 404
+        finally:
+            for t in tasks:
+                t.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            for c in (ben, chen, mona):
+                await c.aclose()
+
+
+async def test_a_subscriber_that_falls_behind_is_dropped(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(live, "QUEUE_BATCHES", 2)
+    subscriber: live.Subscriber[None] = live.Subscriber(
+        None, Actor.anonymous(), live.Credential(None)
+    )
+    subscriber.push(0, 1, [(1, "x", "{}")])
+    subscriber.push(1, 2, [(2, "x", "{}")])
+    assert not subscriber.closed
+    subscriber.push(2, 3, [(3, "x", "{}")])  # the queue is full: dropped, backlog discarded
+    assert subscriber.closed
+    assert subscriber.queue.qsize() == 1
+    subscriber.push(3, 4, [(4, "x", "{}")])  # nothing more is queued
+    assert subscriber.queue.qsize() == 1
