@@ -21,6 +21,7 @@ from services import events, phases
 from services.db import make_engine, make_sessionmaker, transaction
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
+from web.endpoints.papers import UPLOAD_ENVELOPE_BYTES, UPLOAD_PATHS
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware import (
     BodyLimitMiddleware,
@@ -117,7 +118,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(RequestStateMiddleware),
             Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
             Middleware(SecurityHeadersMiddleware, hsts=settings.is_https),
-            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_body_bytes=settings.max_body_bytes,
+                upload_bytes=max(
+                    settings.max_body_bytes, settings.max_upload_bytes + UPLOAD_ENVELOPE_BYTES
+                ),
+                upload_paths=UPLOAD_PATHS,
+            ),
             Middleware(
                 SessionMiddleware,
                 secure=settings.is_https,
