@@ -19,6 +19,7 @@ from starlette.templating import Jinja2Templates
 
 from services import events, phases
 from services.db import make_engine, make_sessionmaker, transaction
+from web import times
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.endpoints.papers import UPLOAD_ENVELOPE_BYTES, UPLOAD_PATHS
@@ -58,6 +59,9 @@ def _template_context(request: Request) -> dict[str, Any]:
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_template_context])
     templates.env.autoescape = True
+    # Times are formatted in one place (web/times.py), in the cohort's time zone.
+    templates.env.filters["when"] = times.when
+    templates.env.filters["deadline"] = times.deadline
     return templates
 
 
