@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
+from functools import cache
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import policy
-from services.errors import AlreadyExists, Invalid, NotFound, Problem
+from services import audit, policy
+from services.errors import AlreadyExists, Invalid, NotFound, PermissionDenied, Problem
 from services.models import Cohort, Membership, Role
 from services.policy import Actor
 from services.views import CohortView
@@ -82,4 +84,50 @@ def present_cohort(cohort: Cohort, *, actor: Actor) -> CohortView:
         name=cohort.name,
         my_role=actor.role_in(cohort.id),
         can_manage=policy.can_manage_cohort(actor, cohort),
+        time_zone=cohort.time_zone,
+        can_set_time_zone=policy.can_set_time_zone(actor, cohort),
     )
+
+
+@cache
+def time_zone_names() -> tuple[str, ...]:
+    """Every IANA time zone name Peerboard accepts, sorted (read once: it scans files)."""
+    return tuple(sorted(available_timezones() | {"UTC"}))
+
+
+def zone_of(cohort: Cohort) -> ZoneInfo:
+    """The cohort's time zone (UTC if the stored name is no longer known)."""
+    try:
+        return ZoneInfo(cohort.time_zone)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+async def set_time_zone(
+    session: AsyncSession, *, actor: Actor, slug: str, time_zone: str
+) -> Cohort:
+    """An instructor sets the IANA time zone the cohort's deadlines are entered and shown in;
+    audited. Stored deadlines (UTC) do not move."""
+    cohort = await policy.access_cohort(session, actor=actor, slug=slug)
+    if not policy.can_set_time_zone(actor, cohort):
+        raise PermissionDenied("Only the cohort's instructors set its time zone.")
+    name = time_zone.strip()
+    if name not in time_zone_names():
+        raise Invalid(
+            problems=[
+                Problem(
+                    "is not a time zone name such as Europe/Berlin or America/New_York",
+                    field="time_zone",
+                )
+            ]
+        )
+    if name != cohort.time_zone:
+        await audit.record(
+            session, actor=actor, action="cohort.time_zone", target_type="cohort",
+            target_id=cohort.id or 0, cohort_id=cohort.id,
+            details={"from": cohort.time_zone, "to": name},
+        )  # fmt: skip
+        cohort.time_zone = name
+        session.add(cohort)
+        await session.flush()
+    return cohort

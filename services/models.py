@@ -161,6 +161,8 @@ class Cohort(SQLModel, table=True):
     # Students join with this code; moderators rotate it. Null: joining by code is off.
     join_code: str | None = Field(default=None, max_length=32, unique=True)
     join_code_expires_at: datetime | None = _when(default=None, nullable=True)
+    # IANA name (zoneinfo): deadlines are entered and shown in it; stored times stay UTC.
+    time_zone: str = Field(default="UTC", max_length=64, sa_column_kwargs={"server_default": "UTC"})
     created_at: datetime = _when(default_factory=utcnow)
 
 

@@ -4,6 +4,10 @@ Every save keeps a version. Reviewers see the paper only as "Paper K7Q2" (a rand
 per assignment); nothing stored with the text names the author. A submission after the
 paper deadline is taken, marked or refused per the assignment's late policy; a late paper
 submitted while review is on gets its reviewers at once (allocation heals).
+
+A paper may also arrive as a file (.docx, .pdf, .md, .txt): `services.documents` extracts
+its text, and the text is saved exactly as a typed paper. The file itself is not kept, so
+nothing of it but its text (no metadata, comments or tracked changes) can reach anyone.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, events, policy
+from services import allocation, documents, events, policy
 from services.errors import Invalid, NotFound, Problem
 from services.markdown import MAX_MARKDOWN_CHARS, render_markdown_bounded
 from services.models import Assignment, LatePolicy, Paper, PaperVersion, Phase, utcnow
@@ -161,6 +165,36 @@ async def save_paper(
         if policy.allocation_open(assignment):
             await allocation.heal(session, assignment=assignment)
     return PaperState(assignment, paper, version)
+
+
+async def save_paper_file(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    assignment_id: int,
+    data: bytes,
+    submit: bool = False,
+    now: datetime | None = None,
+) -> tuple[PaperState, documents.Extracted]:
+    """A student saves a new version of their paper from a file: its extracted text becomes
+    the version's body, under the same rules as a typed paper."""
+    state = await _mine(session, actor=actor, assignment_id=assignment_id)
+    submitted = state.paper is not None and state.paper.submitted_at is not None
+    # Refuse before reading the file: extraction is the expensive part.
+    if not policy.can_write_paper(actor, state.assignment, has_submitted=submitted):
+        raise Invalid(
+            problems=[Problem("papers cannot be written or changed in this phase", field="phase")]
+        )
+    extracted = await documents.extract_bounded(data)
+    saved = await save_paper(
+        session,
+        actor=actor,
+        assignment_id=assignment_id,
+        body=extracted.text,
+        submit=submit,
+        now=now,
+    )
+    return saved, extracted
 
 
 async def list_papers(session: AsyncSession, *, assignment_id: int) -> list[Paper]:

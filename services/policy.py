@@ -127,6 +127,11 @@ def can_manage_cohort(actor: Actor, cohort: Cohort) -> bool:
     return role is not None and role.is_staff
 
 
+def can_set_time_zone(actor: Actor, cohort: Cohort) -> bool:
+    """Instructors (and administrators) set the time zone a cohort's deadlines are in."""
+    return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor
+
+
 def can_manage_members(actor: Actor, cohort: Cohort) -> bool:
     """Moderators and instructors manage a cohort's members, join code and group rules."""
     return can_manage_cohort(actor, cohort)

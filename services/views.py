@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from services.models import ComponentStance, LatePolicy, Phase, Role, Stance, TaskStatus
 
@@ -22,6 +22,10 @@ class CohortView(View):
     name: str
     my_role: Role | None
     can_manage: bool
+    time_zone: str = Field(
+        description="IANA time zone its deadlines are set and shown in (times in the API are UTC)"
+    )
+    can_set_time_zone: bool
 
 
 class QuestionView(View):

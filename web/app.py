@@ -19,8 +19,10 @@ from starlette.templating import Jinja2Templates
 
 from services import events, phases
 from services.db import make_engine, make_sessionmaker, transaction
+from web import times
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
+from web.endpoints.papers import UPLOAD_ENVELOPE_BYTES, UPLOAD_PATHS
 from web.errors import EXCEPTION_HANDLERS
 from web.middleware import (
     BodyLimitMiddleware,
@@ -57,6 +59,9 @@ def _template_context(request: Request) -> dict[str, Any]:
 def make_templates() -> Jinja2Templates:
     templates = Jinja2Templates(directory=TEMPLATES_DIR, context_processors=[_template_context])
     templates.env.autoescape = True
+    # Times are formatted in one place (web/times.py), in the cohort's time zone.
+    templates.env.filters["when"] = times.when
+    templates.env.filters["deadline"] = times.deadline
     return templates
 
 
@@ -117,7 +122,14 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(RequestStateMiddleware),
             Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
             Middleware(SecurityHeadersMiddleware, hsts=settings.is_https),
-            Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(
+                BodyLimitMiddleware,
+                max_body_bytes=settings.max_body_bytes,
+                upload_bytes=max(
+                    settings.max_body_bytes, settings.max_upload_bytes + UPLOAD_ENVELOPE_BYTES
+                ),
+                upload_paths=UPLOAD_PATHS,
+            ),
             Middleware(
                 SessionMiddleware,
                 secure=settings.is_https,

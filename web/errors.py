@@ -72,6 +72,10 @@ class ApiError(Exception):
 class BodyTooLarge(Exception):
     """Raised while reading a request body that exceeds the configured limit."""
 
+    def __init__(self, limit: int | None = None) -> None:
+        super().__init__(limit)
+        self.limit = limit
+
 
 def wants_problem_json(request: Request) -> bool:
     path = request.url.path
@@ -149,7 +153,8 @@ async def http_exception_handler(request: Request, exc: Exception) -> Response:
 
 
 async def body_too_large_handler(request: Request, exc: Exception) -> Response:
-    limit = request.app.state.settings.max_body_bytes
+    assert isinstance(exc, BodyTooLarge)
+    limit = exc.limit or request.app.state.settings.max_body_bytes
     return problem_response(
         request,
         status=413,

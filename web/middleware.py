@@ -6,6 +6,7 @@ through untouched.
 
 from __future__ import annotations
 
+import re
 import secrets
 
 from starlette.datastructures import MutableHeaders
@@ -78,26 +79,46 @@ class SecurityHeadersMiddleware:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over the limit, whether announced by Content-Length or not."""
+    """Refuse request bodies over the limit, whether announced by Content-Length or not.
+    Paths matching `upload_paths` (papers sent as files) have their own, larger limit."""
 
-    def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        *,
+        max_body_bytes: int,
+        upload_bytes: int | None = None,
+        upload_paths: re.Pattern[str] | None = None,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.upload_bytes = upload_bytes
+        self.upload_paths = upload_paths
+
+    def _limit(self, scope: Scope) -> int:
+        uploads, path = self.upload_paths, scope.get("path", "")
+        if self.upload_bytes is not None and uploads is not None and uploads.fullmatch(path):
+            return self.upload_bytes
+        return self.max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit = self._limit(scope)
         for name, value in scope["headers"]:
             if name == b"content-length":
                 try:
                     announced = int(value)
                 except ValueError:
                     announced = -1
-                if announced < 0 or announced > self.max_body_bytes:
+                if announced < 0 or announced > limit:
                     # Let the app's error handler speak (problem JSON or page), without
                     # reading a byte of the body.
-                    await self.app(scope, _refusing_receive, send)
+                    async def refusing_receive() -> Message:
+                        raise BodyTooLarge(limit)
+
+                    await self.app(scope, refusing_receive, send)
                     return
         received = 0
 
@@ -106,12 +127,8 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
-                if received > self.max_body_bytes:
-                    raise BodyTooLarge
+                if received > limit:
+                    raise BodyTooLarge(limit)
             return message
 
         await self.app(scope, counting_receive, send)
-
-
-async def _refusing_receive() -> Message:
-    raise BodyTooLarge

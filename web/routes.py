@@ -152,6 +152,8 @@ def build_routes() -> list[BaseRoute]:
         Route("/cohorts", pages.create_cohort, methods=["POST"], name="cohorts:create"),
         Route("/cohorts/{cohort}", pages.cohort_page, name="cohorts:detail"),
         Route("/cohorts/{cohort}/members", pages.members_page, name="cohorts:members"),
+        Route("/cohorts/{cohort}/time-zone", pages.time_zone_form, methods=["POST"],
+              name="cohorts:time-zone"),
         Route("/cohorts/{cohort}/members/{user:int}/role", pages.member_role_form,
               methods=["POST"], name="cohorts:members:role"),
         Route("/cohorts/{cohort}/members/{user:int}/remove", pages.member_remove_form,

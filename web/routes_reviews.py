@@ -17,6 +17,7 @@ from services.views import (
     TaskDetailView,
     TaskSummaryView,
 )
+from web.endpoints import papers as p
 from web.endpoints import reviews as r
 from web.openapi import SSE, SSE_SCHEMA, ApiRoute, Operation
 
@@ -26,8 +27,8 @@ WRITE = (400, 404, 409, 415, 422)
 
 def page_routes() -> list[BaseRoute]:
     return [
-        Route(f"{A}/paper", r.paper_page, name="reviews:paper"),
-        Route(f"{A}/paper", r.paper_form, methods=["POST"], name="reviews:paper:save"),
+        Route(f"{A}/paper", p.paper_page, name="reviews:paper"),
+        Route(f"{A}/paper", p.paper_form, methods=["POST"], name="reviews:paper:save"),
         Route(f"{A}/review-tasks", r.tasks_page, name="reviews:tasks"),
         Route("/review-tasks/{task}", r.review_page, name="reviews:task"),
         Route(f"{A}/feedback", r.feedback_page, name="reviews:feedback"),
@@ -50,16 +51,14 @@ def page_routes() -> list[BaseRoute]:
 
 def api_routes() -> list[ApiRoute]:
     return [
-        ApiRoute(f"{A}/paper", r.api_my_paper, methods=["GET"], name="api:papers:mine",
+        ApiRoute(f"{A}/paper", p.api_my_paper, methods=["GET"], name="api:papers:mine",
                  operation=Operation("My paper for an assignment (students)", "reviews",
                                      {200: MyPaperView}, errors=(404,))),
-        ApiRoute(f"{A}/paper", r.api_save_paper, methods=["PUT"], name="api:papers:save",
+        ApiRoute(f"{A}/paper", p.api_save_paper, methods=["PUT"], name="api:papers:save",
                  operation=Operation(
-                     "Save a new version of my paper, and submit it", "reviews",
-                     {200: MyPaperView}, request_body={"application/json": r.PaperWrite},
-                     errors=WRITE,
-                     description="Refused outside the open phase (late papers per the late "
-                                 "policy during review); every save keeps a version.")),
+                     "Save a new version of my paper (typed, or as a file), and submit it",
+                     "reviews", {200: MyPaperView}, request_body=p.PAPER_BODIES,
+                     errors=WRITE, description=p.SAVE_DESCRIPTION)),
         ApiRoute(f"{A}/allocations", r.api_allocation, methods=["GET"],
                  name="api:allocations:list",
                  operation=Operation("The allocation: papers and their reviewers' numbers "

@@ -100,6 +100,12 @@ class Settings(BaseSettings):
         le=64 * 1024 * 1024,
         validation_alias=AliasChoices("PEERBOARD_MAX_BODY_BYTES"),
     )
+    max_upload_bytes: int = Field(
+        default=10 * 1024 * 1024,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        validation_alias=AliasChoices("PEERBOARD_MAX_UPLOAD_BYTES"),
+    )
     oidc_providers: Annotated[list[OIDCProviderSettings], NoDecode] = Field(
         default_factory=list, validation_alias=AliasChoices("PEERBOARD_OIDC_PROVIDERS")
     )

@@ -84,7 +84,11 @@ async def run(
     *,
     people: dict[str, Persona],
     seed: str | None = None,
+    uploads: dict[str, bytes] | None = None,
+    extra_paths: tuple[str, ...] = (),
 ) -> Recording:
+    """The round; students named in `uploads` send their paper as that file (multipart),
+    and `extra_paths` ("{a}" for the assignment id) are looked at too at every stage."""
     crowd = People(asgi, sessions)
     rec = Recording()
     async with transaction(sessions) as session:
@@ -133,6 +137,7 @@ async def run(
                 f"/assignments/{a}/review-tasks",
                 f"/assignments/{a}/feedback",
                 f"/assignments/{a}/review-dashboard",
+                *(extra.format(a=a) for extra in extra_paths),
             ):
                 headers = {"Last-Event-ID": "0"} if "events" in path else {}
                 rec.add(viewer, f"{stage} GET {path}", await client.get(path, headers=headers))
@@ -147,11 +152,16 @@ async def run(
 
     await look("draft")
     for name in STUDENTS:
-        rec.add(
-            name,
-            "PUT paper",
-            await c[name].put(f"{base}/paper", json={"body": SAME_PAPER, "submit": True}),
-        )
+        if uploads and name in uploads:
+            sent = await c[name].put(
+                f"{base}/paper",
+                files={"file": ("paper", uploads[name], "application/octet-stream")},
+                data={"submit": "true"},
+            )
+            assert sent.status_code == 200, sent.text
+        else:
+            sent = await c[name].put(f"{base}/paper", json={"body": SAME_PAPER, "submit": True})
+        rec.add(name, "PUT paper", sent)
     await look("open")
     rec.add("ivo", "PUT phase", await c["ivo"].put(f"{base}/phase", json={"phase": "review"}))
     await look("review")

@@ -54,7 +54,7 @@ async def test_staff_save_deadlines_and_review_settings(
     assert after["reviews_per_paper"] == 3 and after["version"] == before["version"] + 1
     shown = await c["ivo"].get(f"/assignments/{a}")
     assert "settings are saved." in shown.text
-    assert "Reviews due" in shown.text and "08 Mar 2027, 17:00 UTC" in shown.text
+    assert "Reviews " in shown.text and "Mon 8 Mar 2027 17:00 UTC</time>" in shown.text
     assert f'href="/assignments/{a}/settings"' in shown.text
     again = await c["ivo"].get(f"/assignments/{a}/settings")
     assert 'value="2027-03-01T17:00"' in again.text

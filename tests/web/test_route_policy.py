@@ -65,6 +65,10 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
         send("POST", "/cohorts/psy/members/{w.ben_id}/remove"),
         expect(*STAFF_ONLY, 303, 303, 303),
     ),
+    ("cohorts:time-zone", "POST"): (
+        send("POST", "/cohorts/psy/time-zone", data={"time_zone": "Europe/Berlin"}),
+        expect(303, 404, 403, 403, 303, 303),
+    ),
     ("cohorts:join-code", "POST"): (
         send("POST", "/cohorts/psy/join-code", data={"action": "rotate"}),
         expect(*STAFF_ONLY, 303, 303, 303),

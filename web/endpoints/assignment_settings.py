@@ -1,4 +1,5 @@
-"""The assignment settings page: deadlines, late policy, reviews per paper, anonymity.
+"""The assignment settings page: deadlines (in the cohort's time zone), late policy, reviews
+per paper, anonymity.
 
 The same service call as `PATCH /api/v1/assignments/{id}` (optimistic version, audited). A
 form with mistakes comes back with the person's own values and a message per field, and
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from starlette.datastructures import FormData
 from starlette.requests import Request
@@ -27,8 +29,8 @@ def _text(form: FormData, name: str) -> str:
     return value.strip() if isinstance(value, str) else ""
 
 
-def _when(raw: str, field: str, problems: list[Problem]) -> datetime | None:
-    """A `datetime-local` value, read as UTC (the app shows every time in UTC)."""
+def _when(raw: str, field: str, problems: list[Problem], zone: ZoneInfo) -> datetime | None:
+    """A `datetime-local` value, read in the cohort's time zone, as UTC."""
     if not raw:
         return None
     try:
@@ -36,17 +38,28 @@ def _when(raw: str, field: str, problems: list[Problem]) -> datetime | None:
     except ValueError:
         problems.append(Problem("is not a date and time (YYYY-MM-DDTHH:MM)", field=field))
         return None
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if value.tzinfo is not None:
+        return value.astimezone(UTC)
+    moment = value.replace(tzinfo=zone).astimezone(UTC)
+    if moment.astimezone(zone).replace(tzinfo=None) != value:
+        # In the hour skipped when clocks go forward: that wall-clock time never happens.
+        problems.append(
+            Problem(f"does not exist in {zone.key} (the clocks change then)", field=field)
+        )
+        return None
+    return moment
 
 
-def parse(form: FormData) -> tuple[int, assignments.SettingsChange]:
-    """The form's fields as a settings change; Invalid (every problem at once) otherwise."""
+def parse(form: FormData, zone: ZoneInfo | None = None) -> tuple[int, assignments.SettingsChange]:
+    """The form's fields as a settings change, deadlines read in `zone` (the cohort's);
+    Invalid (every problem at once) otherwise."""
+    zone = zone or ZoneInfo("UTC")
     problems: list[Problem] = []
     try:
         version = int(_text(form, "version"))
     except ValueError:
         raise Invalid(problems=[Problem("is missing; reload the page", field="version")]) from None
-    dues = {name: _when(_text(form, name), name, problems) for name in DEADLINES}
+    dues = {name: _when(_text(form, name), name, problems, zone) for name in DEADLINES}
     try:
         late_policy = LatePolicy(_text(form, "late_policy"))
     except ValueError:
@@ -74,8 +87,8 @@ def parse(form: FormData) -> tuple[int, assignments.SettingsChange]:
     return version, change
 
 
-def _local(value: datetime | None) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M") if value else ""
+def _local(value: datetime | None, zone: ZoneInfo) -> str:
+    return value.astimezone(zone).strftime("%Y-%m-%dT%H:%M") if value else ""
 
 
 async def _render(
@@ -85,9 +98,11 @@ async def _render(
     problems: list[Problem] | None = None,
     message: str | None = None,
     status: int = 200,
+    form: FormData | None = None,
 ) -> Response:
     assignment_id = request.path_params["assignment"]
-    async with page_unit(request) as (session, caller):
+    # A re-render after a refused POST is still that POST: its form carries the CSRF token.
+    async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         detail = await assignments.get_assignment(
@@ -97,6 +112,7 @@ async def _render(
         if not view.can_manage:
             raise NotFound("No such assignment.")
         cohort = cohorts.present_cohort(detail.cohort, actor=caller.actor)
+        zone = cohorts.zone_of(detail.cohort)
     values: dict[str, Any] = {
         "title": view.title,
         "version": view.version,
@@ -104,8 +120,8 @@ async def _render(
         "late_policy": view.late_policy.value,
         "reviews_per_paper": view.reviews_per_paper,
         "allow_anonymous_posts": view.allow_anonymous_posts,
-        "paper_due_at": _local(view.paper_due_at),
-        "review_due_at": _local(view.review_due_at),
+        "paper_due_at": _local(view.paper_due_at, zone),
+        "review_due_at": _local(view.review_due_at, zone),
     }
     if submitted is not None:
         values |= submitted
@@ -141,7 +157,10 @@ async def settings_form(request: Request) -> Response:
         async with page_unit(request, form) as (session, caller):
             if (redirect := require_signed_in(request, caller)) is not None:
                 return redirect
-            version, change = parse(form)
+            detail = await assignments.get_assignment(
+                session, actor=caller.actor, assignment_id=assignment_id
+            )
+            version, change = parse(form, cohorts.zone_of(detail.cohort))
             await assignments.update_settings(
                 session, actor=caller.actor, assignment_id=assignment_id, version=version,
                 change=change,
@@ -149,13 +168,13 @@ async def settings_form(request: Request) -> Response:
     except Invalid as error:
         # Rolled back: nothing was saved. Show the form again with the person's values.
         return await _render(
-            request, submitted=submitted, problems=error.problems, status=422,
+            request, submitted=submitted, problems=error.problems, status=422, form=form,
             message=None if error.problems else str(error),
         )  # fmt: skip
     except Conflict as error:
         # Someone saved meanwhile: show the current values, and say so.
         return await _render(
-            request, status=409,
+            request, status=409, form=form,
             message=f"{error} Nothing was saved: these are the current settings; make your "
                     "change again.",
         )  # fmt: skip

@@ -117,15 +117,51 @@ async def join(request: Request) -> Response:
     )
 
 
-async def cohort_page(request: Request) -> Response:
-    async with page_unit(request) as (session, caller):
+async def cohort_page(
+    request: Request,
+    *,
+    form: FormData | None = None,
+    errors: dict[str, str] | None = None,
+    status: int = 200,
+) -> Response:
+    # Also the re-render of a refused time-zone form (`form` carries its CSRF token).
+    async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         actor = caller.actor
         cohort = await cohorts.get_cohort(session, actor=actor, slug=request.path_params["cohort"])
         items = await assignments.list_assignments(session, actor=actor, cohort=cohort)
         view = cohorts.present_cohort(cohort, actor=actor)
-    return render_page(request, "cohort.html", {"cohort": view, "assignments": items})
+    typed = _field(form, "time_zone") if form is not None else view.time_zone
+    return render_page(
+        request,
+        "cohort.html",
+        {"cohort": view, "assignments": items, "errors": errors or {}, "time_zone": typed,
+         "time_zones": cohorts.time_zone_names() if view.can_set_time_zone else ()},
+        status=status,
+    )  # fmt: skip
+
+
+async def time_zone_form(request: Request) -> Response:
+    """An instructor sets the cohort's time zone; a name that is not one comes back on the
+    page with the reason, and nothing changes."""
+    form = await request.form()
+    slug = request.path_params["cohort"]
+    try:
+        async with page_unit(request, form) as (session, caller):
+            if (redirect := require_signed_in(request, caller)) is not None:
+                return redirect
+            cohort = await cohorts.set_time_zone(
+                session, actor=caller.actor, slug=slug, time_zone=_field(form, "time_zone")
+            )
+    except Invalid as error:
+        errors = {p.field or "": p.message for p in error.problems}
+        return await cohort_page(request, form=form, errors=errors, status=422)
+    return redirect_with_flash(
+        request,
+        request.app.url_path_for("cohorts:detail", cohort=slug),
+        f"Deadlines are now entered and shown in {cohort.time_zone}.",
+    )
 
 
 async def assignment_page(request: Request) -> Response:

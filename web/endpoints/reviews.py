@@ -53,11 +53,6 @@ from web.responses import json_response
 # --- request bodies ------------------------------------------------------------------------
 
 
-class PaperWrite(BaseModel):
-    body: str = Field(max_length=200_000, description="The paper, in markdown")
-    submit: bool = Field(default=False, description="Submit it (drafts are saved either way)")
-
-
 class QuoteBody(BaseModel):
     component: str | None = Field(
         default=None, max_length=64, description="Rubric component key; null: overall stance"
@@ -137,28 +132,6 @@ def _assignment_id(request: Request) -> int:
 
 
 # --- JSON API ------------------------------------------------------------------------------
-
-
-async def api_my_paper(request: Request) -> Response:
-    async with unit_of_work(request) as (session, actor):
-        state = await papers.get_my_paper(
-            session, actor=actor, assignment_id=_assignment_id(request)
-        )
-        return json_response(papers.present_my_paper(state, actor=actor))
-
-
-async def api_save_paper(request: Request) -> Response:
-    data = await read_model(request, PaperWrite)
-    async with unit_of_work(request) as (session, actor):
-        state = await papers.save_paper(
-            session,
-            actor=actor,
-            assignment_id=_assignment_id(request),
-            body=data.body,
-            submit=data.submit,
-        )
-        view = papers.present_my_paper(state, actor=actor)
-    return json_response(view)
 
 
 async def api_allocation(request: Request) -> Response:
@@ -458,36 +431,6 @@ async def _context(session: AsyncSession, actor: Actor, assignment_id: int) -> d
         "assignment": assignments.present_assignment(detail, actor=actor),
         "cohort": cohorts.present_cohort(detail.cohort, actor=actor),
     }
-
-
-async def paper_page(request: Request) -> Response:
-    async with page_unit(request) as (session, caller):
-        if caller.user is None:
-            return _signin(request)
-        ctx = await _context(session, caller.actor, _assignment_id(request))
-        state = await papers.get_my_paper(
-            session, actor=caller.actor, assignment_id=_assignment_id(request)
-        )
-        view = papers.present_my_paper(state, actor=caller.actor)
-    return render_page(request, "paper.html", {**ctx, "paper": view})
-
-
-async def paper_form(request: Request) -> Response:
-    form = await request.form()
-    submit = _field(form, "action") == "submit"
-    async with page_unit(request, form) as (session, caller):
-        if caller.user is None:
-            return _signin(request)
-        await papers.save_paper(
-            session,
-            actor=caller.actor,
-            assignment_id=_assignment_id(request),
-            body=_field(form, "body"),
-            submit=submit,
-        )
-    message = "Your paper is submitted." if submit else "Your draft is saved."
-    path = request.app.url_path_for("reviews:paper", assignment=str(_assignment_id(request)))
-    return redirect_with_flash(request, str(path), message)
 
 
 async def tasks_page(request: Request) -> Response:
