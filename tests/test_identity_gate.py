@@ -16,8 +16,9 @@ GATE = ROOT / "services" / "presenters.py"
 LABEL_START = re.compile(r"^(Reviewer|Paper|Anonymous) $")
 # Whole labels that stand for a person (fallbacks and attributions).
 LABELS = {"A classmate", "Anonymous classmate", "From the assignment", "Former member"}
-# Templates: a label built from a variable ("Reviewer {{ n }}", "Paper {{ code }}").
-TEMPLATE_LABEL = re.compile(r"\b(Reviewer|Paper|Anonymous)\s*\{\{")
+# Templates: a label built from a variable ("Reviewer {{ n }}", "Paper {{ code }}"), not a
+# sentence about a time ("Paper {{ due|deadline }}").
+TEMPLATE_LABEL = re.compile(r"\b(Reviewer|Paper|Anonymous)\s*\{\{(?![^}]*\|\s*(deadline|when))")
 
 
 def offences_in_source(source: str) -> list[str]:
@@ -73,4 +74,5 @@ def test_the_scan_finds_each_way_of_formatting_one() -> None:
     assert offences_in_source('x = alias or "A classmate"')
     assert offences_in_source('x = f"Reviewers: {n}"') == []  # a sentence, not a label
     assert TEMPLATE_LABEL.search("<td>Reviewer {{ t.number }}</td>")
+    assert not TEMPLATE_LABEL.search("<span>Paper {{ a.due|deadline(zone) }}</span>")
     assert GATE.exists() and offences_in_source(GATE.read_text(encoding="utf-8"))

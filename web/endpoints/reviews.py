@@ -20,7 +20,6 @@ from services import (
     cohorts,
     events,
     memberships,
-    papers,
     phases,
     policy,
     presenters,
