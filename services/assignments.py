@@ -11,6 +11,7 @@ from sqlmodel import col, select
 
 from services import audit, policy
 from services.cohorts import clean_name
+from services.db import lock
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.importing import AssignmentDraft
 from services.markdown import render_markdown_bounded
@@ -225,6 +226,7 @@ async def update_settings(
     cohort = await session.get(Cohort, assignment.cohort_id)
     if cohort is None or not policy.can_manage_cohort(actor, cohort):
         raise NotFound("No such assignment.")
+    await lock(session, assignment)  # the version check and the write, as one step
     if version != assignment.version:
         raise Conflict(f"The assignment changed meanwhile (now version {assignment.version}).")
     problems: list[Problem] = []

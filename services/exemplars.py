@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import audit, papers, policy, presenters
+from services.db import lock
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.markdown import render_markdown_bounded
 from services.models import (
@@ -388,6 +389,7 @@ async def update(
 ) -> Exemplar:
     """Curators edit the note, order, visibility or question; stale versions get 409."""
     exemplar, cohort = await _curated_exemplar(session, actor=actor, public_id=public_id)
+    await lock(session, exemplar)  # the version check and the write, as one step
     if version != exemplar.version:
         raise Conflict(f"This exemplar changed meanwhile (now version {exemplar.version}).")
     if note is not None and _clean_note(note) != exemplar.note:

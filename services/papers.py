@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import allocation, documents, events, policy
+from services.db import lock
 from services.errors import Invalid, NotFound, Problem
 from services.markdown import MAX_MARKDOWN_CHARS, render_markdown_bounded
 from services.models import Assignment, LatePolicy, Paper, PaperVersion, Phase, utcnow
@@ -111,7 +112,14 @@ async def save_paper(
     policy; a submission during review gets reviewers at once."""
     now = now or utcnow()
     state = await _mine(session, actor=actor, assignment_id=assignment_id)
+    # Saves of one assignment's papers queue on its row (PostgreSQL): two first saves at once
+    # would each create the paper, and two later ones would number the same version. Read
+    # the paper again under the lock.
+    await lock(session, state.assignment)
+    state = await _mine(session, actor=actor, assignment_id=assignment_id)
     assignment, paper = state.assignment, state.paper
+    if paper is not None:
+        await session.refresh(paper)
     submitted = paper is not None and paper.submitted_at is not None
     if not policy.can_write_paper(actor, assignment, has_submitted=submitted):
         raise Invalid(

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import allocation, audit, events, policy
+from services.db import lock
 from services.errors import Invalid, NotFound, Problem
 from services.models import Assignment, Phase, ReviewTask, utcnow
 from services.policy import Actor
@@ -54,6 +55,8 @@ async def change_phase(
     assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
     if not policy.can_change_phase(actor, assignment):
         raise NotFound("No such assignment.")
+    # Two clicks (or the deadline job) at once must not both enter review and allocate twice.
+    await lock(session, assignment)
     if phase is assignment.phase:
         return assignment, []
     if phase not in allowed_moves(assignment.phase):

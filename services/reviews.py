@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import allocation, audit, events, papers, policy, presenters, stance
+from services.db import lock
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import (
     Assignment,
@@ -282,6 +283,9 @@ async def save_review(
     """The reviewer saves their draft (every quote must be a passage of the paper) and, with
     `submit`, submits it once complete, which locks it. `expected_version` is the version
     the reviewer last saw: a stale one is refused (409) so two tabs never overwrite."""
+    detail = await get_task(session, actor=actor, task_id=task_id)
+    # One save of a task at a time (PostgreSQL): two first saves would both insert a review.
+    await lock(session, detail.task)
     detail = await get_task(session, actor=actor, task_id=task_id)
     task, assignment, rubric = detail.task, detail.assignment, detail.rubric
     if not policy.can_edit_review(actor, task, assignment):
