@@ -39,6 +39,7 @@ ANONYMOUS_CLASSMATE = "Anonymous classmate"  # an anonymous post whose alias is 
 A_CLASSMATE = "A classmate"  # an exemplar without the author's consent to a name
 FROM_THE_ASSIGNMENT = "From the assignment"  # the sample paper, written by nobody here
 AUTHOR = "author"  # the author's row in a reveal
+FORMER_MEMBER = "Former member"  # an erased person's named work (services/people.py)
 
 
 # --- the discussion ------------------------------------------------------------------------

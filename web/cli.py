@@ -14,11 +14,11 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import migrations
-from services import assignments, cohorts, exports, identity, importing
+from services import assignments, cohorts, exports, identity, importing, people, policy
 from services.db import make_engine, make_sessionmaker, transaction
 from services.demo import seed_demo
 from services.demo.living import seed_living_cohort
-from services.errors import DomainError, Invalid
+from services.errors import DomainError, Invalid, NotFound
 from services.models import Role
 from services.policy import Actor
 from web.demo import DEFAULT_IDP_PORT, demo_settings, run_demo_identity_provider
@@ -375,6 +375,54 @@ def admin_grant(issuer: str, subject: str, cohort_slug: str | None, role: str) -
     user_id = _run_in_transaction(_settings(), work)
     where = "service-wide" if administrator else f"in cohort {cohort_slug}"
     click.echo(f"granted {role} {where} to {subject} at {issuer} (user {user_id})")
+
+
+@main.group("people")
+def people_group() -> None:
+    """People's own data: export and erasure (administrators, from the server's shell)."""
+
+
+@people_group.command("export")
+@click.option("--issuer", required=True, help="The identity provider's issuer URL.")
+@click.option("--subject", required=True, help="The person's subject (sub) at that provider.")
+def people_export(issuer: str, subject: str) -> None:
+    """Print everything the service holds about a person, as JSON."""
+
+    async def work(session: AsyncSession) -> dict[str, Any]:
+        user = await identity.find_user(session, issuer=issuer, subject=subject)
+        if user is None or user.id is None:
+            raise click.ClickException(f"no person {subject} at {issuer}")
+        actor = await policy.load_actor(
+            session, user_id=user.id, is_administrator=user.is_administrator
+        )
+        return await people.export_person(session, actor=actor)
+
+    click.echo(json.dumps(_run_in_transaction(_settings(), work), indent=2, ensure_ascii=False))
+
+
+@people_group.command("erase")
+@click.option("--issuer", required=True, help="The identity provider's issuer URL.")
+@click.option("--subject", required=True, help="The person's subject (sub) at that provider.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def people_erase(issuer: str, subject: str, yes: bool) -> None:
+    """Erase a person: name, e-mail and subject go; their posts stay under "Former member"
+    or their alias, their reviews stay anonymous; the audit log keeps a tombstone."""
+    if not yes:
+        click.confirm(f"Erase {subject} at {issuer}? This cannot be undone", abort=True)
+
+    async def work(session: AsyncSession) -> people.Erasure:
+        try:
+            return await people.erase_person(
+                session, actor=Actor.system(), issuer=issuer, subject=subject
+            )
+        except NotFound:
+            raise click.ClickException(f"no person {subject} at {issuer}") from None
+
+    done = _run_in_transaction(_settings(), work)
+    click.echo(
+        f"erased user {done.user_id}: {done.memberships_removed} membership(s) removed, "
+        f"{done.posts_kept} post(s) kept under 'Former member' or their alias"
+    )
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -80,6 +80,15 @@ def api_routes() -> list[ApiRoute]:
                      "account", {200: MeView}, errors=(401,),
                      description="`csrf_token` is set for browser sessions: send it as "
                                  "X-CSRF-Token on unsafe requests. Anonymous: user is null.")),
+        ApiRoute("/me/data", api.my_data, methods=["GET"], name="api:me:data",
+                 operation=Operation(
+                     "Everything the service holds about me (JSON download)", "account",
+                     {200: {"type": "object", "description": "peerboard.person-export.v1"}},
+                     errors=(401,),
+                     description="Profile, memberships, aliases, posts (with the alias each "
+                                 "anonymous one carried), papers, reviews written, ratings "
+                                 "given, notifications, exemplars of my work, audit entries "
+                                 "about me, tokens. Names nobody I may not know.")),
         ApiRoute("/tokens", api.list_tokens, methods=["GET"], name="api:tokens:list",
                  operation=Operation("My personal access tokens (never the secret)", "account",
                                      {200: list[TokenView]}, errors=(401,))),

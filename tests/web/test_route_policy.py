@@ -128,6 +128,7 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
     ),
     ("api:me", "GET"): (get("/api/v1/me"), same(200)),
     ("api:tokens:list", "GET"): (get("/api/v1/tokens"), expect(401, 200, 200, 200, 200, 200)),
+    ("api:me:data", "GET"): (get("/api/v1/me/data"), expect(401, 200, 200, 200, 200, 200)),
     ("api:tokens:create", "POST"): (
         send("POST", "/api/v1/tokens", json={"name": "t"}),
         expect(401, 201, 201, 201, 201, 201),

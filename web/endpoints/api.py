@@ -9,7 +9,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services import accounts, assignments, cohorts, importing, memberships, policy, tokens
+from services import (
+    accounts,
+    assignments,
+    cohorts,
+    importing,
+    memberships,
+    people,
+    policy,
+    tokens,
+)
 from services.errors import Invalid, Problem
 from services.models import LatePolicy, Role
 from services.policy import Actor
@@ -138,6 +147,20 @@ async def me(request: Request) -> Response:
     state = session_state(request)
     csrf = state.csrf_token if state is not None and caller.via == "session" else None
     return json_response(view.model_copy(update={"csrf_token": csrf}))
+
+
+async def my_data(request: Request) -> Response:
+    """Everything the service holds about the signed-in person, as a JSON download."""
+    async with unit_of_work(request) as (session, actor):
+        _signed_in(actor)
+        data = await people.export_person(session, actor=actor)
+    return json_response(
+        data,
+        headers={
+            "Content-Disposition": 'attachment; filename="peerboard-my-data.json"',
+            "Cache-Control": "no-store",
+        },
+    )
 
 
 async def list_tokens(request: Request) -> Response:
