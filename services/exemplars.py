@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit, papers, policy
+from services import audit, notifications, papers, policy
 from services.aliases import alias_for
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.markdown import render_markdown_bounded
@@ -32,7 +32,6 @@ from services.models import (
     Exemplar,
     ExemplarKind,
     ExemplarStatus,
-    Notification,
     Paper,
     PaperVersion,
     Post,
@@ -311,17 +310,17 @@ async def nominate(
     if snapshot.author_id is not None:
         # Drawn now, in a write unit, so galleries only ever read it.
         await alias_for(session, assignment_id=exemplar.assignment_id, user_id=snapshot.author_id)
-        session.add(
-            Notification(
-                user_id=snapshot.author_id,
-                kind="exemplar.nominated",
-                assignment_id=exemplar.assignment_id,
-                message=(
-                    f"Your work was nominated as an exemplar in “{assignment.title}”. "
-                    "It is shown anonymously unless you choose otherwise; you can also "
-                    "decline."
-                ),
-            )
+        await notifications.notify(
+            session,
+            user_id=snapshot.author_id,
+            kind=notifications.EXEMPLAR,
+            assignment_id=exemplar.assignment_id,
+            link=f"/assignments/{exemplar.assignment_id}/exemplars",
+            message=(
+                f"Your work was nominated as an exemplar in “{assignment.title}”. "
+                "It is shown anonymously unless you choose otherwise; you can also "
+                "decline."
+            ),
         )
     await audit.record(
         session,
