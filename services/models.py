@@ -130,6 +130,14 @@ _STANCE_RANK = {
 }
 
 
+class MailMode(StrEnum):
+    """How a person hears of one kind of notice by e-mail."""
+
+    immediately = "immediately"
+    digest = "digest"
+    never = "never"
+
+
 class ComponentStance(StrEnum):
     agrees = "agrees"
     disagrees = "disagrees"

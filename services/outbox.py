@@ -29,6 +29,7 @@ from sqlmodel import col, select
 
 from services.errors import Invalid, NotFound, Problem
 from services.models import (
+    MailMode,
     MailRecipient,
     NotificationPreference,
     OutboxMessage,
@@ -36,12 +37,9 @@ from services.models import (
     utcnow,
 )
 from services.policy import Actor
+from services.views import MailKindView, NotificationPreferencesView
 
-
-class Mode(StrEnum):
-    immediately = "immediately"
-    digest = "digest"
-    never = "never"
+Mode = MailMode
 
 
 class Status(StrEnum):
@@ -187,16 +185,26 @@ def require_person(actor: Actor) -> int:
     return actor.user_id
 
 
-async def my_preferences(session: AsyncSession, *, actor: Actor) -> dict[str, Mode]:
+def present_preferences(modes: dict[str, Mode]) -> NotificationPreferencesView:
+    return NotificationPreferencesView(
+        kinds=[
+            MailKindView(kind=key, label=kind.label, mode=modes[key], default=kind.default)
+            for key, kind in KINDS.items()
+        ]
+    )
+
+
+async def my_preferences(session: AsyncSession, *, actor: Actor) -> NotificationPreferencesView:
     """A signed-in person reads their own choices."""
-    return await modes_of(session, user_id=require_person(actor))
+    return present_preferences(await modes_of(session, user_id=require_person(actor)))
 
 
 async def change_my_preferences(
     session: AsyncSession, *, actor: Actor, modes: dict[str, Mode]
-) -> dict[str, Mode]:
+) -> NotificationPreferencesView:
     """A signed-in person changes their own choices (kinds not named stay as they were)."""
-    return await set_modes(session, user_id=require_person(actor), modes=modes)
+    changed = await set_modes(session, user_id=require_person(actor), modes=modes)
+    return present_preferences(changed)
 
 
 async def mail_key(session: AsyncSession, *, user_id: int) -> str:
