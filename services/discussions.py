@@ -25,7 +25,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import aliases, events, notifications, policy
+from services import aliases, events, notifications, policy, webhooks
 from services.errors import Conflict, Invalid, NotFound, PermissionDenied, Problem
 from services.markdown import render_markdown_bounded
 from services.models import (
@@ -293,6 +293,7 @@ async def _posted(
         thread_id=thread.id,
         assignment_id=scope.assignment_id,
     )
+    await webhooks.post_created(session, thread=thread, post=post, scope=scope)
 
 
 async def reply(

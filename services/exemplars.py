@@ -18,7 +18,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit, notifications, papers, policy
+from services import audit, notifications, papers, policy, webhooks
 from services.aliases import alias_for
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.markdown import render_markdown_bounded
@@ -307,6 +307,10 @@ async def nominate(
     await _link_source(session, exemplar, kind=kind, source=source)
     session.add(exemplar)
     await session.flush()
+    if publish:
+        await webhooks.exemplar_published(
+            session, assignment=assignment, exemplar_id=exemplar.public_id, title=exemplar.title
+        )
     if snapshot.author_id is not None:
         # Drawn now, in a write unit, so galleries only ever read it.
         await alias_for(session, assignment_id=exemplar.assignment_id, user_id=snapshot.author_id)
@@ -398,6 +402,12 @@ async def update(
         exemplar.position = position
     if status is not None and status is not exemplar.status:
         exemplar.status = status
+        if status is ExemplarStatus.published and exemplar.attribution is not Attribution.declined:
+            shown_in = await session.get(Assignment, exemplar.assignment_id)
+            assert shown_in is not None
+            await webhooks.exemplar_published(
+                session, assignment=shown_in, exemplar_id=exemplar.public_id, title=exemplar.title
+            )
         await audit.record(
             session, actor=actor, cohort_id=cohort.id, action=f"exemplar.{status.value}",
             target_type="exemplar", target_id=exemplar.public_id,

@@ -756,3 +756,42 @@ class MailRecipient(SQLModel, table=True):
     user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
     key: str = Field(max_length=32, unique=True)
     created_at: datetime = _when(default_factory=utcnow)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """An instructor's HTTPS endpoint for one cohort's events (Standard Webhooks signed)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=24, unique=True)
+    cohort_id: int = Field(foreign_key="cohorts.id", ondelete="CASCADE", index=True)
+    url: str = Field(max_length=2048)
+    secret: str = Field(max_length=80)  # "whsec_" + base64 of the key: it signs, so it is kept
+    events: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    created_by_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL", nullable=True
+    )
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint: its exact signed body, its attempts and the last answer
+    (the endpoint's delivery log). Claimed and leased like the mail outbox."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=40, unique=True)  # webhook-id, the same on every retry
+    endpoint_id: int = Field(foreign_key="webhook_endpoints.id", ondelete="CASCADE", index=True)
+    event_type: str = Field(max_length=48)
+    payload: str = Field(sa_type=sa.Text)
+    status: str = Field(max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _when(default_factory=utcnow)
+    lease_until: datetime | None = _when(default=None, nullable=True)
+    response_status: int | None = Field(default=None, nullable=True)
+    last_error: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+    delivered_at: datetime | None = _when(default=None, nullable=True)

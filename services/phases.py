@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, audit, events, notifications, policy
+from services import allocation, audit, events, notifications, policy, webhooks
 from services.errors import Invalid, NotFound, Problem
 from services.models import Assignment, Paper, Phase, ReviewTask, TaskStatus, utcnow
 from services.policy import Actor
@@ -41,6 +41,7 @@ async def _enter(
         made = await allocation.start_allocation(session, assignment=assignment)
     if phase is Phase.feedback:
         await _tell_authors(session, assignment)
+    await webhooks.phase_changed(session, assignment=assignment)
     await events.record(
         session,
         channel=events.assignment_channel(assignment.id),

@@ -20,6 +20,7 @@ from starlette.templating import Jinja2Templates
 from services import events, phases, reminders
 from services.db import make_engine, make_sessionmaker, transaction
 from services.mail import Mailer, deliver_round
+from services.webhooks import WebhookSender
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.errors import EXCEPTION_HANDLERS
@@ -86,6 +87,19 @@ async def advance_phases_once(
     return moved
 
 
+async def deliver_webhooks_forever(
+    sessions: async_sessionmaker[AsyncSession], sender: WebhookSender, seconds: int
+) -> None:
+    """POST due webhook deliveries every `seconds` (each to one process, as the mail)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            while sum((await sender.deliver_due(sessions)).values()) >= sender.batch:
+                pass
+        except Exception:  # a failed round is retried next time; the app keeps serving
+            logging.getLogger("peerboard.webhooks").exception("webhook round failed")
+
+
 def make_mailer(settings: Settings) -> Mailer | None:
     """The outbox's sender, or None when mail is off (PEERBOARD_SMTP_URL unset)."""
     smtp = settings.smtp
@@ -136,10 +150,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     if mailer is not None
                     else None
                 )
+                hooks = (
+                    asyncio.create_task(
+                        deliver_webhooks_forever(
+                            sessions,
+                            WebhookSender(allow_private=settings.webhooks_allow_private),
+                            settings.webhook_tick_seconds,
+                        ),
+                        name="webhook-sender",
+                    )
+                    if settings.webhook_tick_seconds
+                    else None
+                )
                 try:
                     yield {"engine": engine, "sessions": sessions, "broker": broker}
                 finally:
-                    for task in (ticker, sender):
+                    for task in (ticker, sender, hooks):
                         if task is not None:
                             task.cancel()
                             with contextlib.suppress(asyncio.CancelledError):

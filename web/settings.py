@@ -145,6 +145,14 @@ class Settings(BaseSettings):
     mail_tick_seconds: int = Field(
         default=30, ge=1, le=3600, validation_alias=AliasChoices("PEERBOARD_MAIL_TICK_SECONDS")
     )
+    # Webhook endpoints must resolve to public addresses (SSRF) unless this allows private and
+    # loopback ones (tests, closed networks); it also allows plain http.
+    webhooks_allow_private: bool = Field(
+        default=False, validation_alias=AliasChoices("PEERBOARD_WEBHOOKS_ALLOW_PRIVATE")
+    )
+    webhook_tick_seconds: int = Field(
+        default=10, ge=0, le=3600, validation_alias=AliasChoices("PEERBOARD_WEBHOOK_TICK_SECONDS")
+    )
     # Set by `peerboard demo` for the local one-click identity provider it starts; refused
     # outside demo and development (see the validator).
     demo_identity_provider: str | None = Field(

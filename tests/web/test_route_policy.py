@@ -24,6 +24,7 @@ from tests.web import (
     route_expectations_exemplars,
     route_expectations_mail,
     route_expectations_reviews,
+    route_expectations_webhooks,
 )
 from tests.web.policy_support import (
     API_MEMBER,
@@ -46,6 +47,7 @@ AREAS = (
     route_expectations_reviews,
     route_expectations_exemplars,
     route_expectations_mail,
+    route_expectations_webhooks,
 )
 
 EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
