@@ -366,6 +366,57 @@ async def collect_digests(session: AsyncSession, *, now: datetime | None = None)
     return made
 
 
+# --- the development mail page -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sent:
+    """One outbox message as the development page shows it."""
+
+    to: str
+    kind: str
+    status: str
+    subject: str
+    items: list[Item]
+    created_at: datetime
+    last_error: str
+
+
+async def recent(session: AsyncSession, *, limit: int = 100) -> list[Sent]:
+    """The latest messages of the outbox, with their addresses: for the development-only
+    page that shows what would have been sent (never served in production)."""
+    rows = await session.execute(
+        select(OutboxMessage, User.display_name, User.email)
+        .join(User, col(User.id) == col(OutboxMessage.user_id))
+        .where(col(OutboxMessage.status) != Status.digested.value)
+        .order_by(col(OutboxMessage.id).desc())
+        .limit(limit)
+    )
+    found = rows.all()
+    digest_ids = [m.id for m, _, _ in found if m.kind == DIGEST]
+    carried: dict[int, list[Item]] = {}
+    if digest_ids:
+        items = await session.execute(
+            select(OutboxMessage.digest_id, OutboxMessage.body, OutboxMessage.link)
+            .where(col(OutboxMessage.digest_id).in_(digest_ids))
+            .order_by(col(OutboxMessage.id))
+        )
+        for digest_id, body, link in items.all():
+            carried.setdefault(digest_id or 0, []).append(Item(body, link))
+    return [
+        Sent(
+            to=f"{name} <{email or 'no address'}>",
+            kind=m.kind,
+            status=m.status,
+            subject=m.subject,
+            items=carried.get(m.id or 0, []) if m.kind == DIGEST else [Item(m.body, m.link)],
+            created_at=m.created_at,
+            last_error=m.last_error,
+        )
+        for m, name, email in found
+    ]
+
+
 # --- sending -------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ def page_routes() -> list[BaseRoute]:
         Route("/settings/notifications", m.settings_page, name="mail:settings"),
         Route("/settings/notifications", m.settings_form, methods=["POST"],
               name="mail:settings:save"),
+        Route("/dev/mail", m.dev_mail_page, name="mail:dev"),
         Route("/mail/unsubscribe/{token}", m.unsubscribe_page, name="mail:unsubscribe"),
         Route("/mail/unsubscribe/{token}", m.unsubscribe, methods=["POST"],
               name="mail:unsubscribe:confirm"),

@@ -17,6 +17,8 @@ SIGNED_IN_API = expect(404, 200, 200, 200, 200, 200)
 
 EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
     ("mail:settings", "GET"): (get("/settings/notifications"), SIGNED_IN_PAGE),
+    # Development-like environments only (the matrix runs in "test"); 404 in production.
+    ("mail:dev", "GET"): (get("/dev/mail"), same(200)),
     # Anyone signed in saves their own choices; the anonymous visitor is sent to sign in.
     ("mail:settings:save", "POST"): (
         send("POST", "/settings/notifications", data={"reply": "digest"}),

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from asgi_lifespan import LifespanManager
 from pydantic import ValidationError
 
 from services import mail, outbox
 from services.db import transaction
-from tests.conftest import TEST_SECRET, People, make_settings
+from tests.conftest import TEST_SECRET, People, client_for, make_settings
+from web.app import create_app
 
 
 async def modes(people: People, name: str) -> dict[str, outbox.Mode]:
@@ -127,3 +129,21 @@ def test_settings_refuse_a_bad_smtp_url_and_keep_the_password_out_of_repr(tmp_pa
     assert settings.smtp is not None and settings.smtp.password == "secret-pw"
     assert settings.sender == "Peerboard <peerboard@127.0.0.1>"
     assert make_settings(url).smtp is None  # unset: mail is off
+
+
+async def test_the_development_mail_page_shows_the_outbox_and_is_gone_in_production(
+    people: People, stranger: httpx.AsyncClient, database_url: str
+) -> None:
+    ada = await people.user("ada")
+    assert ada.id is not None
+    async with transaction(people.sessions) as session:
+        await outbox.enqueue(
+            session, user_id=ada.id, kind="deadline", subject="Your paper is due",
+            body="Your paper for “Secure base” is due tomorrow.", link="/assignments/1/paper",
+        )  # fmt: skip
+    page = await stranger.get("/dev/mail")
+    assert page.status_code == 200
+    assert "Your paper is due" in page.text and "ada@uni.test" in page.text
+    production = create_app(make_settings(database_url, PEERBOARD_ENV="production"))
+    async with LifespanManager(production) as manager, client_for(manager.app) as client:
+        assert (await client.get("/dev/mail")).status_code == 404

@@ -71,6 +71,18 @@ async def settings_form(request: Request) -> Response:
     )
 
 
+async def dev_mail_page(request: Request) -> Response:
+    """What Peerboard would have e-mailed, for development and the demo only (404 in
+    production, where mail goes out and this page would show everyone's)."""
+    if not settings_of(request).environment.is_development_like:
+        raise NotFound("There is nothing at this address.")
+    async with transaction(sessions_of(request), write=False) as session:
+        sent = await outbox.recent(session)
+    return render_page(
+        request, "dev_mail.html", {"sent": sent, "mail_on": bool(settings_of(request).smtp_url)}
+    )
+
+
 def _token(request: Request) -> tuple[str, str]:
     read = mail.read_unsubscribe_token(
         settings_of(request).secret_key, request.path_params["token"]
