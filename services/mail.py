@@ -306,7 +306,13 @@ class Mailer:
         try:
             for i, (message, to) in enumerate(ready):
                 try:
-                    await client.send_message(self.message_for(message, to=to, now=now))
+                    composed = self.message_for(message, to=to, now=now)
+                except Exception as exc:  # e.g. an address the mail format cannot carry
+                    error = f"cannot compose: {type(exc).__name__}: {exc}"
+                    await self._record(sessions, message, error, outbox.Status.failed, now, report)
+                    continue
+                try:
+                    await client.send_message(composed)
                 except (aiosmtplib.SMTPException, OSError) as exc:
                     await self._record(sessions, message, str(exc), _permanent(exc), now, report)
                     if not client.is_connected:

@@ -449,3 +449,20 @@ def test_smtp_urls_are_parsed_and_clear_text_passwords_refused() -> None:
     ):
         with pytest.raises(ValueError):
             mail.SmtpConfig.parse(bad)
+
+
+async def test_an_address_that_cannot_be_put_in_a_header_fails_that_mail_only(
+    world: ReviewWorld, tmp_path: Path
+) -> None:
+    await thread_with_anonymous_reply(world)
+    async with transaction(world.sessions) as session:
+        ada = await session.get(User, world.users["ada"])
+        assert ada is not None
+        ada.email = "ada@uni.test\r\nBcc: someone@evil.example"
+        session.add(ada)
+    with smtp_server(tmp_path) as server:
+        report = await mail.deliver_round(mailer_for(server), world.sessions, now=T0)
+    assert (report.sent, report.failed) == (0, 1)
+    (row,) = [r for r in await rows(world.sessions) if r.kind == "reply"]
+    assert row.status == "failed" and row.last_error.startswith("cannot compose")
+    assert server.sink.received == []
