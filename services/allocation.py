@@ -31,7 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col, select
 
-from services import audit, events, policy
+from services import audit, events, notifications, policy
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import (
     Assignment,
@@ -420,7 +420,30 @@ async def apply_plan(
             kind="task.assigned",
             task_id=task.id,
         )
+    await _tell_reviewers(session, assignment=assignment, made=made)
     return made
+
+
+async def _tell_reviewers(
+    session: AsyncSession, *, assignment: Assignment, made: list[ReviewTask]
+) -> None:
+    # One notice per reviewer, however many papers they got; it names no paper or author.
+    counts: dict[int, int] = defaultdict(int)
+    for task in made:
+        counts[task.reviewer_id] += 1
+    for reviewer_id in sorted(counts):
+        n = counts[reviewer_id]
+        await notifications.notify(
+            session,
+            user_id=reviewer_id,
+            kind=notifications.REVIEW_ASSIGNED,
+            assignment_id=assignment.id,
+            link=f"/assignments/{assignment.id}/review-tasks",
+            message=(
+                f"You have {'a new paper' if n == 1 else f'{n} new papers'} to review "
+                f"in “{assignment.title}”."
+            ),
+        )
 
 
 async def _inputs(

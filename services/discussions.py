@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 
-from services import aliases, events, notifications, policy, presenters
+from services import aliases, events, notifications, policy, presenters, webhooks
 from services.db import insert_ignore, lock
 from services.errors import Conflict, Invalid, NotFound, PermissionDenied, Problem
 from services.markdown import render_markdown_bounded
@@ -296,6 +296,7 @@ async def _posted(
         thread_id=thread.id,
         assignment_id=scope.assignment_id,
     )
+    await webhooks.post_created(session, thread=thread, post=post, scope=scope)
 
 
 async def reply(

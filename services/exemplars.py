@@ -25,7 +25,7 @@ from typing import Any, Literal
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import audit, papers, policy, presenters
+from services import audit, notifications, papers, policy, presenters, webhooks
 from services.db import lock
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.markdown import render_markdown_bounded
@@ -38,7 +38,6 @@ from services.models import (
     Exemplar,
     ExemplarKind,
     ExemplarStatus,
-    Notification,
     Paper,
     PaperVersion,
     Post,
@@ -314,18 +313,22 @@ async def nominate(
     await _link_source(session, exemplar, kind=kind, source=source)
     session.add(exemplar)
     await session.flush()
+    if publish:
+        await webhooks.exemplar_published(
+            session, assignment=assignment, exemplar_id=exemplar.public_id, title=exemplar.title
+        )
     if snapshot.author_id is not None:
-        session.add(
-            Notification(
-                user_id=snapshot.author_id,
-                kind="exemplar.nominated",
-                assignment_id=exemplar.assignment_id,
-                message=(
-                    f"Your work was nominated as an exemplar in “{assignment.title}”. "
-                    "It is shown as a classmate's, without your name, unless you choose "
-                    "otherwise; you can also decline."
-                ),
-            )
+        await notifications.notify(
+            session,
+            user_id=snapshot.author_id,
+            kind=notifications.EXEMPLAR,
+            assignment_id=exemplar.assignment_id,
+            link=f"/assignments/{exemplar.assignment_id}/exemplars",
+            message=(
+                f"Your work was nominated as an exemplar in “{assignment.title}”. "
+                "It is shown as a classmate's, without your name, unless you choose "
+                "otherwise; you can also decline."
+            ),
         )
     await audit.record(
         session,
@@ -404,6 +407,12 @@ async def update(
         exemplar.position = position
     if status is not None and status is not exemplar.status:
         exemplar.status = status
+        if status is ExemplarStatus.published and exemplar.attribution is not Attribution.declined:
+            shown_in = await session.get(Assignment, exemplar.assignment_id)
+            assert shown_in is not None
+            await webhooks.exemplar_published(
+                session, assignment=shown_in, exemplar_id=exemplar.public_id, title=exemplar.title
+            )
         await audit.record(
             session, actor=actor, cohort_id=cohort.id, action=f"exemplar.{status.value}",
             target_type="exemplar", target_id=exemplar.public_id,

@@ -130,6 +130,14 @@ _STANCE_RANK = {
 }
 
 
+class MailMode(StrEnum):
+    """How a person hears of one kind of notice by e-mail."""
+
+    immediately = "immediately"
+    digest = "digest"
+    never = "never"
+
+
 class ComponentStance(StrEnum):
     agrees = "agrees"
     disagrees = "disagrees"
@@ -688,3 +696,104 @@ class Exemplar(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
     refreshed_at: datetime = _when(default_factory=utcnow)
+
+
+# --- mail (issue 14) -----------------------------------------------------------------------
+
+
+class OutboxMessage(SQLModel, table=True):
+    """One e-mail to one person, written in the transaction of the change that causes it
+    (the transactional outbox) and delivered later by a sender. Its text is what the
+    recipient may see on the page, already presented; the address is read at send time.
+
+    A "held" row waits for its recipient's daily digest, which then carries it ("digested",
+    `digest_id` pointing at the digest's own row)."""
+
+    __tablename__ = "mail_outbox"
+    __table_args__ = (sa.Index("ix_mail_outbox_status_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Random: the Message-ID's local part, so no header carries a database id.
+    public_id: str = Field(max_length=32, unique=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=32)
+    status: str = Field(max_length=16)
+    # Jobs that may run in several processes (reminders, digests) insert at most once.
+    dedupe_key: str | None = Field(default=None, max_length=160, unique=True, nullable=True)
+    subject: str = Field(max_length=300)
+    body: str = Field(sa_type=sa.Text)
+    link: str = Field(default="", max_length=512)  # a path under PEERBOARD_BASE_URL
+    # Mails about one thread share References (the thread's public id, never a person's).
+    thread_ref: str | None = Field(default=None, max_length=32, nullable=True)
+    digest_id: int | None = Field(
+        default=None, foreign_key="mail_outbox.id", ondelete="SET NULL", nullable=True
+    )
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _when(default_factory=utcnow)
+    lease_until: datetime | None = _when(default=None, nullable=True)
+    last_error: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+    sent_at: datetime | None = _when(default=None, nullable=True)
+
+
+class NotificationPreference(SQLModel, table=True):
+    """How a person wants to hear about one kind of notice by e-mail: immediately, in the
+    daily digest, or never. No row: the kind's default."""
+
+    __tablename__ = "notification_preferences"
+    __table_args__ = (sa.UniqueConstraint("user_id", "kind"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    kind: str = Field(max_length=32)
+    mode: str = Field(max_length=16)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class MailRecipient(SQLModel, table=True):
+    """A person's random mail key: unsubscribe links name it, never the person's id."""
+
+    __tablename__ = "mail_recipients"
+
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    key: str = Field(max_length=32, unique=True)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class WebhookEndpoint(SQLModel, table=True):
+    """An instructor's HTTPS endpoint for one cohort's events (Standard Webhooks signed)."""
+
+    __tablename__ = "webhook_endpoints"
+
+    id: int | None = Field(default=None, primary_key=True)
+    public_id: str = Field(max_length=24, unique=True)
+    cohort_id: int = Field(foreign_key="cohorts.id", ondelete="CASCADE", index=True)
+    url: str = Field(max_length=2048)
+    secret: str = Field(max_length=80)  # "whsec_" + base64 of the key: it signs, so it is kept
+    events: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    created_by_id: int | None = Field(
+        default=None, foreign_key="users.id", ondelete="SET NULL", nullable=True
+    )
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """One event for one endpoint: its exact signed body, its attempts and the last answer
+    (the endpoint's delivery log). Claimed and leased like the mail outbox."""
+
+    __tablename__ = "webhook_deliveries"
+    __table_args__ = (sa.Index("ix_webhook_deliveries_status_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: str = Field(max_length=40, unique=True)  # webhook-id, the same on every retry
+    endpoint_id: int = Field(foreign_key="webhook_endpoints.id", ondelete="CASCADE", index=True)
+    event_type: str = Field(max_length=48)
+    payload: str = Field(sa_type=sa.Text)
+    status: str = Field(max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _when(default_factory=utcnow)
+    lease_until: datetime | None = _when(default=None, nullable=True)
+    response_status: int | None = Field(default=None, nullable=True)
+    last_error: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+    delivered_at: datetime | None = _when(default=None, nullable=True)

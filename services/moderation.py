@@ -183,6 +183,15 @@ async def moderate(
                 )
             await _resolve_flags(session, actor=actor, post_id=post.id, how="hidden")
         elif action == "unhide":
+            if post.hidden_at is not None:
+                await notifications.notify(
+                    session,
+                    user_id=post.author_id,
+                    kind=notifications.RESTORED,
+                    thread_id=post.thread_id,
+                    post_id=post.id,
+                    assignment_id=ctx.scope.assignment_id,
+                )
             post.hidden_at = None
             post.hidden_reason = None
             session.add(post)

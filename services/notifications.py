@@ -2,6 +2,7 @@
 
 A notification stores only what it points at; its text is written when it is read, for
 its reader, and never names the person who replied (that person may be anonymous).
+The same text goes to the reader's mail outbox, in the same transaction (services/outbox.py).
 """
 
 from __future__ import annotations
@@ -10,6 +11,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services import outbox
 from services.models import Notification, Post, Thread, utcnow
 from services.policy import Actor
 from services.views import NotificationsView, NotificationView
@@ -17,6 +19,11 @@ from services.views import NotificationsView, NotificationView
 REPLY = "reply"
 FOLLOWED = "followed_thread"
 HIDDEN = "post_hidden"
+RESTORED = "post_restored"
+REVIEW_ASSIGNED = "review_assigned"
+REVIEWS_RECEIVED = "reviews_received"
+DEADLINE = "deadline"
+EXEMPLAR = "exemplar.nominated"
 MAX_LISTED = 100
 
 
@@ -29,8 +36,37 @@ async def notify(
     post_id: int | None = None,
     assignment_id: int | None = None,
     message: str = "",
-) -> None:
-    """Queue a notice for one person, in the caller's transaction."""
+    link: str = "",
+    dedupe_key: str | None = None,
+) -> bool:
+    """Queue a notice for one person, in the caller's transaction, with its mail (sent as
+    they chose). With a dedupe key, a notice already queued under it is not repeated:
+    returns False then."""
+    thread = await session.get(Thread, thread_id) if thread_id is not None else None
+    post_public = (
+        await session.scalar(select(Post.public_id).where(Post.id == post_id))
+        if post_id is not None
+        else None
+    )
+    if thread is not None:
+        link = link or f"/threads/{thread.public_id}" + (
+            f"#post-{post_public}" if post_public else ""
+        )
+    elif not link and assignment_id is not None:
+        link = f"/assignments/{assignment_id}"
+    text = _text(kind, thread.title if thread else "a thread", message)
+    queued = await outbox.enqueue(
+        session,
+        user_id=user_id,
+        kind=kind,
+        subject=_subject(kind, thread.title if thread else None, text),
+        body=text,
+        link=link,
+        thread_ref=thread.public_id if thread else None,
+        dedupe_key=dedupe_key,
+    )
+    if not queued:
+        return False
     session.add(
         Notification(
             user_id=user_id,
@@ -41,6 +77,18 @@ async def notify(
             message=message,
         )
     )
+    return True
+
+
+def _subject(kind: str, title: str | None, text: str) -> str:
+    if title is not None:
+        if kind in (REPLY, FOLLOWED):
+            return f"Re: {title}"  # mails about one thread thread together in mail clients
+        if kind == HIDDEN:
+            return f"Your post in “{title}” was hidden"
+        if kind == RESTORED:
+            return f"Your post in “{title}” was restored"
+    return text if len(text) <= 120 else text[:119] + "…"
 
 
 def _text(kind: str, title: str, message: str) -> str:
@@ -50,6 +98,8 @@ def _text(kind: str, title: str, message: str) -> str:
         return f"There is a new reply in “{title}”, a thread you follow."
     if kind == HIDDEN:
         return f"A moderator hid your post in “{title}”. Reason: {message}"
+    if kind == RESTORED:
+        return f"A moderator restored your post in “{title}”."
     return message
 
 

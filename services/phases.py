@@ -9,13 +9,14 @@ from __future__ import annotations
 
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, audit, events, policy
+from services import allocation, audit, events, notifications, policy, webhooks
 from services.db import lock
 from services.errors import Invalid, NotFound, Problem
-from services.models import Assignment, Phase, ReviewTask, utcnow
+from services.models import Assignment, Paper, Phase, ReviewTask, TaskStatus, utcnow
 from services.policy import Actor
 
 ORDER = (Phase.draft, Phase.open, Phase.review, Phase.feedback, Phase.closed)
@@ -39,6 +40,9 @@ async def _enter(
     made: list[ReviewTask] = []
     if phase is Phase.review:
         made = await allocation.start_allocation(session, assignment=assignment)
+    if phase is Phase.feedback:
+        await _tell_authors(session, assignment)
+    await webhooks.phase_changed(session, assignment=assignment)
     await events.record(
         session,
         channel=events.assignment_channel(assignment.id),
@@ -46,6 +50,34 @@ async def _enter(
         assignment_id=assignment.id,
     )
     return made
+
+
+async def _tell_authors(session: AsyncSession, assignment: Assignment) -> None:
+    # Authors whose paper has submitted reviews hear that their feedback is ready (once per
+    # paper, even if the phase goes back and forth).
+    rows = await session.execute(
+        select(Paper.id, Paper.author_id, sa.func.count())
+        .join(ReviewTask, col(ReviewTask.paper_id) == col(Paper.id))
+        .where(
+            Paper.assignment_id == assignment.id,
+            ReviewTask.status == TaskStatus.submitted,
+        )
+        .group_by(col(Paper.id), col(Paper.author_id))
+        .order_by(col(Paper.id))
+    )
+    for paper_id, author_id, n in rows.all():
+        await notifications.notify(
+            session,
+            user_id=author_id,
+            kind=notifications.REVIEWS_RECEIVED,
+            assignment_id=assignment.id,
+            link=f"/assignments/{assignment.id}/feedback",
+            message=(
+                f"Your paper in “{assignment.title}” received "
+                f"{'a review' if n == 1 else f'{n} reviews'}: read them on your feedback page."
+            ),
+            dedupe_key=f"reviews_received:{paper_id}",
+        )
 
 
 async def change_phase(

@@ -165,6 +165,11 @@ def can_read_audit_log(actor: Actor, cohort: Cohort) -> bool:
     return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor
 
 
+def can_manage_webhooks(actor: Actor, cohort: Cohort) -> bool:
+    """Instructors (and administrators) send a cohort's events to other tools."""
+    return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor
+
+
 def visible_cohorts(actor: Actor) -> ColumnElement[bool]:
     if actor.is_administrator:
         return sa.true()

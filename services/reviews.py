@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, audit, events, papers, policy, presenters, stance
+from services import allocation, audit, events, papers, policy, presenters, stance, webhooks
 from services.db import lock
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import (
@@ -388,6 +388,8 @@ async def save_review(
             kind="task.submitted" if submit else "task.started",
             task_id=task.id,
         )
+    if submit:
+        await webhooks.review_submitted(session, assignment=assignment)
     return await get_task(session, actor=actor, task_id=task_id)
 
 

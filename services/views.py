@@ -10,7 +10,15 @@ from datetime import datetime
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from services.models import ComponentStance, LatePolicy, Phase, Role, Stance, TaskStatus
+from services.models import (
+    ComponentStance,
+    LatePolicy,
+    MailMode,
+    Phase,
+    Role,
+    Stance,
+    TaskStatus,
+)
 
 
 class View(BaseModel):
@@ -585,3 +593,19 @@ class WorkspaceView(View):
     overdue_tasks: int
     stance: StanceView | None
     recent_audit: list[AuditEntryView] | None  # instructors only
+
+
+# === mail (issue 14) ========================================================================
+
+
+class MailKindView(View):
+    kind: str
+    label: str
+    mode: MailMode
+    default: MailMode
+
+
+class NotificationPreferencesView(View):
+    """How the signed-in person hears of each kind of notice by e-mail."""
+
+    kinds: list[MailKindView]

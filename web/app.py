@@ -17,8 +17,10 @@ from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
 
-from services import events, phases
+from services import events, phases, reminders
 from services.db import make_engine, make_sessionmaker, transaction
+from services.mail import Mailer, deliver_round
+from services.webhooks import WebhookSender
 from web import times
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
@@ -84,7 +86,46 @@ async def advance_phases_once(
         moved = await phases.advance_due(session)
     for channel in events.channels_to_wake(session):
         await broker.publish(channel)
+    # The same job reminds people of deadlines within 24 hours (once per person and deadline).
+    async with transaction(sessions) as session:
+        await reminders.remind_due(session)
     return moved
+
+
+async def deliver_webhooks_forever(
+    sessions: async_sessionmaker[AsyncSession], sender: WebhookSender, seconds: int
+) -> None:
+    """POST due webhook deliveries every `seconds` (each to one process, as the mail)."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            while sum((await sender.deliver_due(sessions)).values()) >= sender.batch:
+                pass
+        except Exception:  # a failed round is retried next time; the app keeps serving
+            logging.getLogger("peerboard.webhooks").exception("webhook round failed")
+
+
+def make_mailer(settings: Settings) -> Mailer | None:
+    """The outbox's sender, or None when mail is off (PEERBOARD_SMTP_URL unset)."""
+    smtp = settings.smtp
+    if smtp is None:
+        return None
+    return Mailer(
+        smtp=smtp, sender=settings.sender, base_url=settings.base_url, secret=settings.secret_key
+    )
+
+
+async def send_mail_forever(
+    sessions: async_sessionmaker[AsyncSession], mailer: Mailer, seconds: int
+) -> None:
+    """Deliver the outbox every `seconds` (each message to one sender, whatever the number
+    of app processes: see services/outbox.py)."""
+    while True:
+        try:
+            await deliver_round(mailer, sessions)
+        except Exception:  # a failed round is retried next time; the app keeps serving
+            logging.getLogger("peerboard.mail").exception("mail round failed")
+        await asyncio.sleep(seconds)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -105,13 +146,35 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     if settings.phase_tick_seconds
                     else None
                 )
+                mailer = make_mailer(settings)
+                sender = (
+                    asyncio.create_task(
+                        send_mail_forever(sessions, mailer, settings.mail_tick_seconds),
+                        name="mail-sender",
+                    )
+                    if mailer is not None
+                    else None
+                )
+                hooks = (
+                    asyncio.create_task(
+                        deliver_webhooks_forever(
+                            sessions,
+                            WebhookSender(allow_private=settings.webhooks_allow_private),
+                            settings.webhook_tick_seconds,
+                        ),
+                        name="webhook-sender",
+                    )
+                    if settings.webhook_tick_seconds
+                    else None
+                )
                 try:
                     yield {"engine": engine, "sessions": sessions, "broker": broker}
                 finally:
-                    if ticker is not None:
-                        ticker.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await ticker
+                    for task in (ticker, sender, hooks):
+                        if task is not None:
+                            task.cancel()
+                            with contextlib.suppress(asyncio.CancelledError):
+                                await task
         finally:
             await engine.dispose()
 

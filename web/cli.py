@@ -325,15 +325,44 @@ def phases_group() -> None:
 
 @phases_group.command("advance")
 def phases_advance() -> None:
-    """Move assignments whose deadline passed (those with auto_advance); the web server
-    does this every PEERBOARD_PHASE_TICK_SECONDS too, so this is for cron or by hand."""
-    from services import phases
+    """Move assignments whose deadline passed (those with auto_advance) and remind people
+    of deadlines within 24 hours; the web server does both every
+    PEERBOARD_PHASE_TICK_SECONDS too, so this is for cron or by hand."""
+    from services import phases, reminders
 
-    async def work(session: AsyncSession) -> list[int]:
-        return await phases.advance_due(session)
+    async def work(session: AsyncSession) -> tuple[list[int], int]:
+        return await phases.advance_due(session), await reminders.remind_due(session)
 
-    moved = _run_in_transaction(_settings(), work)
+    moved, reminded = _run_in_transaction(_settings(), work)
     click.echo(f"advanced {len(moved)} assignment(s)" + (f": {moved}" if moved else ""))
+    click.echo(f"sent {reminded} deadline reminder(s)")
+
+
+@main.group("mail")
+def mail_group() -> None:
+    """Outgoing mail (the outbox)."""
+
+
+@mail_group.command("send")
+def mail_send() -> None:
+    """Bundle due digests and deliver what the outbox holds, once (the web server does it
+    every PEERBOARD_MAIL_TICK_SECONDS when PEERBOARD_SMTP_URL is set)."""
+    from services.mail import deliver_round
+    from web.app import make_mailer
+
+    settings = _settings()
+    mailer = make_mailer(settings)
+    if mailer is None:
+        raise click.ClickException("mail is off: set PEERBOARD_SMTP_URL")
+
+    async def go() -> str:
+        engine = make_engine(settings.database_url)
+        try:
+            return str(await deliver_round(mailer, make_sessionmaker(engine)))
+        finally:
+            await engine.dispose()
+
+    click.echo(asyncio.run(go()))
 
 
 @main.group("admin")

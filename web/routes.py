@@ -19,7 +19,13 @@ from services.views import (
     TokenCreatedView,
     TokenView,
 )
-from web import routes_discussions, routes_exemplars, routes_reviews
+from web import (
+    routes_discussions,
+    routes_exemplars,
+    routes_mail,
+    routes_reviews,
+    routes_webhooks,
+)
 from web.endpoints import api, assignment_settings, auth, health, pages
 from web.openapi import API, ApiRoute, Operation
 
@@ -184,9 +190,13 @@ def build_routes() -> list[BaseRoute]:
         *routes_discussions.page_routes(),
         *routes_reviews.page_routes(),
         *routes_exemplars.page_routes(),
+        *routes_mail.page_routes(),
+        *routes_webhooks.page_routes(),
         *api_routes(),
         *routes_discussions.api_routes(),
         *routes_reviews.api_routes(),
         *routes_exemplars.api_routes(),
+        *routes_mail.api_routes(),
+        *routes_webhooks.api_routes(),
         Mount("/static", StaticFiles(directory=STATIC_DIR), name="static"),
     ]  # fmt: skip

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import secrets
+from email.utils import parseaddr
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Self
@@ -17,6 +18,7 @@ from pydantic import AliasChoices, BaseModel, Field, SecretStr, field_validator,
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.db import normalize_database_url
+from services.mail import SmtpConfig
 
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "dev"})
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///peerboard.db"
@@ -124,6 +126,22 @@ class Settings(BaseSettings):
     phase_tick_seconds: int = Field(
         default=60, ge=0, le=3600, validation_alias=AliasChoices("PEERBOARD_PHASE_TICK_SECONDS")
     )
+    # Outgoing mail: unset = mail off (the outbox still fills; nothing is sent).
+    smtp_url: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("PEERBOARD_SMTP_URL")
+    )
+    mail_from: str = Field(default="", validation_alias=AliasChoices("PEERBOARD_MAIL_FROM"))
+    mail_tick_seconds: int = Field(
+        default=30, ge=1, le=3600, validation_alias=AliasChoices("PEERBOARD_MAIL_TICK_SECONDS")
+    )
+    # Webhook endpoints must resolve to public addresses (SSRF) unless this allows private and
+    # loopback ones (tests, closed networks); it also allows plain http.
+    webhooks_allow_private: bool = Field(
+        default=False, validation_alias=AliasChoices("PEERBOARD_WEBHOOKS_ALLOW_PRIVATE")
+    )
+    webhook_tick_seconds: int = Field(
+        default=10, ge=0, le=3600, validation_alias=AliasChoices("PEERBOARD_WEBHOOK_TICK_SECONDS")
+    )
     # Set by `peerboard demo` for the local one-click identity provider it starts; refused
     # outside demo and development (see the validator).
     demo_identity_provider: str | None = Field(
@@ -142,6 +160,24 @@ class Settings(BaseSettings):
             return None
         if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
             raise ValueError("REDIS_URL must be a redis://, rediss:// or unix:// URL")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        SmtpConfig.parse(value.get_secret_value())  # raises ValueError with the reason
+        return value
+
+    @field_validator("mail_from")
+    @classmethod
+    def _mail_from(cls, value: str) -> str:
+        value = value.strip()
+        if value and "@" not in parseaddr(value)[1]:
+            raise ValueError("PEERBOARD_MAIL_FROM must be an address: Name <mail@host>")
+        if any(c in value for c in "\r\n"):
+            raise ValueError("PEERBOARD_MAIL_FROM must be one line")
         return value
 
     @field_validator("base_url")
@@ -207,6 +243,15 @@ class Settings(BaseSettings):
 
     def redirect_uri(self, provider: str) -> str:
         return f"{self.base_url}/auth/{provider}/callback"
+
+    @property
+    def smtp(self) -> SmtpConfig | None:
+        return SmtpConfig.parse(self.smtp_url.get_secret_value()) if self.smtp_url else None
+
+    @property
+    def sender(self) -> str:
+        """The From of every mail: PEERBOARD_MAIL_FROM, else peerboard@ the base URL's host."""
+        return self.mail_from or f"Peerboard <peerboard@{urlsplit(self.base_url).hostname}>"
 
     @property
     def is_https(self) -> bool:

@@ -22,7 +22,9 @@ from tests.conftest import People, make_settings
 from tests.web import (
     route_expectations_discussions,
     route_expectations_exemplars,
+    route_expectations_mail,
     route_expectations_reviews,
+    route_expectations_webhooks,
 )
 from tests.web.policy_support import (
     API_MEMBER,
@@ -40,7 +42,13 @@ from tests.web.policy_support import (
 )
 from web.app import create_app
 
-AREAS = (route_expectations_discussions, route_expectations_reviews, route_expectations_exemplars)
+AREAS = (
+    route_expectations_discussions,
+    route_expectations_reviews,
+    route_expectations_exemplars,
+    route_expectations_mail,
+    route_expectations_webhooks,
+)
 
 EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
     ("home", "GET"): (get("/"), same(200)),
