@@ -19,7 +19,7 @@ from services.views import (
     TokenCreatedView,
     TokenView,
 )
-from web import routes_discussions, routes_exemplars, routes_reviews
+from web import routes_discussions, routes_exemplars, routes_lti, routes_reviews
 from web.endpoints import api, assignment_settings, auth, health, pages
 from web.openapi import API, ApiRoute, Operation
 
@@ -175,6 +175,7 @@ def build_routes() -> list[BaseRoute]:
         *routes_discussions.page_routes(),
         *routes_reviews.page_routes(),
         *routes_exemplars.page_routes(),
+        *routes_lti.page_routes(),
         *api_routes(),
         *routes_discussions.api_routes(),
         *routes_reviews.api_routes(),
