@@ -73,6 +73,7 @@ class MembershipSource(StrEnum):
     join_code = "join_code"
     group = "group"
     grant = "grant"
+    lti = "lti"  # follows the roles the course's LMS sends at each launch
 
 
 class Phase(StrEnum):
@@ -797,3 +798,100 @@ class WebhookDelivery(SQLModel, table=True):
     last_error: str = Field(default="", sa_type=sa.Text)
     created_at: datetime = _when(default_factory=utcnow)
     delivered_at: datetime | None = _when(default=None, nullable=True)
+
+
+# --- LTI 1.3: launches from a course's learning management system -------------------------
+
+
+class LtiPlatform(SQLModel, table=True):
+    """An LMS registered with Peerboard (one registration = issuer + the client id it gave
+    us). Canvas uses one issuer for every institution, so the issuer alone is not unique."""
+
+    __tablename__ = "lti_platforms"
+    __table_args__ = (sa.UniqueConstraint("issuer", "client_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    issuer: str = Field(max_length=255)
+    client_id: str = Field(max_length=255)
+    name: str = Field(max_length=200)
+    auth_login_url: str = Field(max_length=1000)
+    token_url: str = Field(max_length=1000)
+    jwks_url: str = Field(max_length=1000)
+    # Origins allowed to frame Peerboard after a launch from this platform, beyond the
+    # issuer's and the login URL's (Canvas: the institution's own domain).
+    frame_origins: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    registered_by: str = Field(default="manual", max_length=16)  # manual | dynamic
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class LtiDeployment(SQLModel, table=True):
+    """One installation of Peerboard in a platform (a whole LMS, an account, a course)."""
+
+    __tablename__ = "lti_deployments"
+    __table_args__ = (sa.UniqueConstraint("platform_id", "deployment_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    platform_id: int = Field(foreign_key="lti_platforms.id", ondelete="CASCADE", index=True)
+    deployment_id: str = Field(max_length=255)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class LtiToolKey(SQLModel, table=True):
+    """Peerboard's own signing keys (JWKS at /lti/jwks.json). The private half is stored
+    encrypted with a key derived from PEERBOARD_SECRET_KEY and is never served."""
+
+    __tablename__ = "lti_tool_keys"
+
+    id: int | None = Field(default=None, primary_key=True)
+    kid: str = Field(max_length=64, unique=True)
+    public_jwk: dict[str, Any] = Field(sa_type=sa.JSON)
+    private_key_encrypted: str = Field(sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+    # Retired keys are still published for a while (platforms cache our JWKS).
+    retired_at: datetime | None = _when(default=None, nullable=True)
+
+
+class LtiLaunchState(SQLModel, table=True):
+    """A login initiation waiting for its launch: single use, short-lived. Only hashes of
+    the state and of the browser binding are kept; the nonce is compared with the token's."""
+
+    __tablename__ = "lti_launch_states"
+
+    id: int | None = Field(default=None, primary_key=True)
+    state_hash: str = Field(max_length=64, unique=True)
+    binding_hash: str = Field(max_length=64)
+    nonce: str = Field(max_length=64)
+    platform_id: int = Field(foreign_key="lti_platforms.id", ondelete="CASCADE")
+    storage_target: str | None = Field(default=None, max_length=64, nullable=True)
+    created_at: datetime = _when(default_factory=utcnow)
+    expires_at: datetime = _when(index=True)
+
+
+class LtiContext(SQLModel, table=True):
+    """A course in the LMS, mapped to the cohort made at its first launch."""
+
+    __tablename__ = "lti_contexts"
+    __table_args__ = (sa.UniqueConstraint("deployment_id", "context_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: int = Field(foreign_key="lti_deployments.id", ondelete="CASCADE")
+    context_id: str = Field(max_length=255)
+    cohort_id: int = Field(foreign_key="cohorts.id", ondelete="CASCADE", index=True)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class LtiResourceLink(SQLModel, table=True):
+    """A placement of Peerboard in a course; it leads to one assignment once linked."""
+
+    __tablename__ = "lti_resource_links"
+    __table_args__ = (sa.UniqueConstraint("deployment_id", "resource_link_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    deployment_id: int = Field(foreign_key="lti_deployments.id", ondelete="CASCADE")
+    resource_link_id: str = Field(max_length=255)
+    context_pk: int = Field(foreign_key="lti_contexts.id", ondelete="CASCADE", index=True)
+    title: str = Field(default="", max_length=200)
+    assignment_id: int | None = Field(
+        default=None, foreign_key="assignments.id", ondelete="SET NULL", nullable=True
+    )
+    created_at: datetime = _when(default_factory=utcnow)

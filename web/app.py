@@ -26,6 +26,7 @@ from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.endpoints.papers import UPLOAD_ENVELOPE_BYTES, UPLOAD_PATHS
 from web.errors import EXCEPTION_HANDLERS
+from web.lti import LtiRuntime
 from web.middleware import (
     BodyLimitMiddleware,
     RequestStateMiddleware,
@@ -206,6 +207,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.templates = make_templates()
     app.state.oauth = make_oauth(settings)
+    app.state.lti = LtiRuntime()  # LTI platforms' key sets, cached per app
     app.state.openapi = build_document(
         [
             (route.path_format, method.lower(), route.name, route.operation)

@@ -14,7 +14,17 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 import migrations
-from services import assignments, cohorts, exports, identity, importing, people, policy
+from services import (
+    assignments,
+    cohorts,
+    exports,
+    identity,
+    importing,
+    lti,
+    lti_keys,
+    people,
+    policy,
+)
 from services.db import make_engine, make_sessionmaker, transaction
 from services.demo import seed_demo
 from services.demo.living import seed_living_cohort
@@ -452,6 +462,86 @@ def people_erase(issuer: str, subject: str, yes: bool) -> None:
         f"erased user {done.user_id}: {done.memberships_removed} membership(s) removed, "
         f"{done.posts_kept} post(s) kept under 'Former member' or their alias"
     )
+
+
+@main.group("lti")
+def lti_group() -> None:
+    """LTI 1.3: the LMS platforms that launch Peerboard, and Peerboard's signing keys."""
+
+
+@lti_group.command("add")
+@click.option("--issuer", required=True, help="The platform's issuer (iss of its tokens).")
+@click.option("--client-id", required=True, help="The client id the platform gave Peerboard.")
+@click.option(
+    "--deployment-id", "deployment_ids", multiple=True, help="A deployment id (repeatable)."
+)
+@click.option("--auth-login-url", required=True, help="The platform's OIDC authentication URL.")
+@click.option("--token-url", required=True, help="The platform's OAuth 2 access token URL.")
+@click.option("--jwks-url", required=True, help="The platform's public keyset URL.")
+@click.option("--name", default="", help="A name for people to recognize it by.")
+@click.option(
+    "--frame-origin", "frame_origins", multiple=True,
+    help="Another origin whose pages show Peerboard in a frame (repeatable).",
+)  # fmt: skip
+def lti_add(
+    issuer: str, client_id: str, deployment_ids: tuple[str, ...], auth_login_url: str,
+    token_url: str, jwks_url: str, name: str, frame_origins: tuple[str, ...],
+) -> None:  # fmt: skip
+    """Register a platform by hand (or add deployments to one already registered)."""
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> int:
+        platform = await lti.register_platform(
+            session,
+            actor=Actor.system(),
+            secret=settings.secret_key,
+            spec=lti.PlatformSpec(
+                issuer=issuer, client_id=client_id, auth_login_url=auth_login_url,
+                token_url=token_url, jwks_url=jwks_url, deployment_ids=deployment_ids,
+                name=name, frame_origins=frame_origins,
+            ),
+        )  # fmt: skip
+        assert platform.id is not None
+        return platform.id
+
+    platform_id = _run_in_transaction(settings, work)
+    click.echo(f"registered platform {platform_id}: {issuer} (client {client_id})")
+    click.echo(f"  login initiation URL: {settings.base_url}/lti/login")
+    click.echo(f"  redirect (launch) URL: {settings.base_url}/lti/launch")
+    click.echo(f"  public keyset URL:    {settings.base_url}/lti/jwks.json")
+
+
+@lti_group.command("list")
+def lti_list() -> None:
+    """The registered platforms and their deployments."""
+
+    async def work(session: AsyncSession) -> list[Any]:
+        return await lti.list_platforms(session, actor=Actor.system())
+
+    for p in _run_in_transaction(_settings(), work):
+        deployments = ", ".join(p.deployments) or "no deployments"
+        click.echo(f"{p.id}\t{p.name}\t{p.issuer}\t{p.client_id}\t{deployments}")
+
+
+@lti_group.command("registration-url")
+def lti_registration_url() -> None:
+    """A link (valid 7 days) for an LMS administrator's Dynamic Registration."""
+    from urllib.parse import urlencode
+
+    settings = _settings()
+    invite = lti.make_invite(secret=settings.secret_key)
+    click.echo(f"{settings.base_url}/lti/register?{urlencode({'invite': invite})}")
+
+
+@lti_group.command("rotate-key")
+def lti_rotate_key() -> None:
+    """Make a new signing key; the old one stays published for two days."""
+    settings = _settings()
+
+    async def work(session: AsyncSession) -> str:
+        return (await lti_keys.rotate(session, secret=settings.secret_key)).kid
+
+    click.echo(f"new signing key {_run_in_transaction(settings, work)}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,8 +14,21 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from web.errors import BodyTooLarge
 
+# An origin as web/sessions.py or an LTI endpoint puts it in the scope: nothing that could
+# end a CSP directive or add a source expression.
+_ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
+FRAME_SCOPE_KEY = "peerboard.frame_ancestors"
 
-def content_security_policy(nonce: str) -> str:
+
+def _frame_ancestors(scope: Scope) -> list[str]:
+    """Origins allowed to frame this response: none, unless an LTI launch from an LMS made
+    this session (or this response) live in that LMS's iframe."""
+    origins = scope.get(FRAME_SCOPE_KEY) or []
+    return [o for o in origins if isinstance(o, str) and _ORIGIN.fullmatch(o)]
+
+
+def content_security_policy(nonce: str, frame_ancestors: list[str] | None = None) -> str:
+    framers = " ".join(["'self'", *frame_ancestors]) if frame_ancestors else "'none'"
     return "; ".join(
         [
             "default-src 'self'",
@@ -27,7 +40,7 @@ def content_security_policy(nonce: str) -> str:
             "object-src 'none'",
             "base-uri 'none'",
             "form-action 'self'",
-            "frame-ancestors 'none'",
+            f"frame-ancestors {framers}",
         ]
     )
 
@@ -65,10 +78,12 @@ class SecurityHeadersMiddleware:
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
-                headers["Content-Security-Policy"] = content_security_policy(nonce)
+                framers = _frame_ancestors(scope)
+                headers["Content-Security-Policy"] = content_security_policy(nonce, framers)
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "same-origin"
-                headers["X-Frame-Options"] = "DENY"
+                if not framers:  # CSP frame-ancestors says who may; XFO cannot name them
+                    headers["X-Frame-Options"] = "DENY"
                 headers["Cross-Origin-Opener-Policy"] = "same-origin"
                 headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
                 if self.hsts:

@@ -22,6 +22,7 @@ from services.views import (
 from web import (
     routes_discussions,
     routes_exemplars,
+    routes_lti,
     routes_mail,
     routes_reviews,
     routes_webhooks,
@@ -192,6 +193,7 @@ def build_routes() -> list[BaseRoute]:
         *routes_exemplars.page_routes(),
         *routes_mail.page_routes(),
         *routes_webhooks.page_routes(),
+        *routes_lti.page_routes(),
         *api_routes(),
         *routes_discussions.api_routes(),
         *routes_reviews.api_routes(),

@@ -24,6 +24,11 @@ from services.websessions import SessionPolicy
 
 log = logging.getLogger("peerboard.sessions")
 STATE_KEY = "peerboard.session"
+# Origins allowed to frame this session's pages (set by an LTI launch from an LMS); read by
+# SecurityHeadersMiddleware for its frame-ancestors, and the reason this session's cookie is
+# SameSite=None; Partitioned (the LMS shows Peerboard in a cross-site iframe).
+FRAME_KEY = "frame_ancestors"
+FRAME_SCOPE_KEY = "peerboard.frame_ancestors"
 
 
 class TrackingDict(dict[str, Any]):
@@ -70,9 +75,18 @@ class SessionState:
         self._login_user_id: int | None = None
         self._logout = False
 
-    def login(self, user_id: int) -> None:
-        """Start a signed-in session with a new key (the old key dies: no session fixation)."""
+    def login(self, user_id: int, *, framed_by: list[str] | None = None) -> None:
+        """Start a signed-in session with a new key (the old key dies: no session fixation).
+        `framed_by`: the LMS origins whose iframe this session lives in (an LTI launch)."""
         self._login_user_id = user_id
+        if framed_by:
+            self.data[FRAME_KEY] = list(framed_by)
+        else:
+            self.data.pop(FRAME_KEY, None)
+
+    @property
+    def framed(self) -> bool:
+        return bool(self.data.get(FRAME_KEY))
 
     def logout(self) -> None:
         self._logout = True
@@ -103,6 +117,8 @@ class SessionMiddleware:
         state = SessionState(key if row else None, row)
         scope["session"] = state.data
         scope[STATE_KEY] = state
+        if state.framed and FRAME_SCOPE_KEY not in scope:
+            scope[FRAME_SCOPE_KEY] = list(state.data[FRAME_KEY])
         # A cookie for a session that no longer exists is cleared on the way out.
         stale_cookie = bool(key) and row is None
 
@@ -110,7 +126,7 @@ class SessionMiddleware:
             if message["type"] == "http.response.start":
                 cookie = await self._persist(sessions, state)
                 if cookie is None and stale_cookie:
-                    cookie = self._expired_cookie()
+                    cookie = self._expired_cookie(framed=False)
                 if cookie is not None:
                     headers = MutableHeaders(scope=message)
                     headers.append("Set-Cookie", cookie)
@@ -143,28 +159,33 @@ class SessionMiddleware:
             if logout:
                 if state.key:
                     await websessions.end(db, key=state.key)
-                return self._expired_cookie()
+                return self._expired_cookie(framed=state.framed)
             if login is not None:
                 if state.key:
                     await websessions.end(db, key=state.key)
                 await websessions.purge_expired(db, policy=self.policy)
                 data = {k: v for k, v in state.data.items() if not k.startswith("_state_")}
                 key, _ = await websessions.create(db, policy=self.policy, user_id=login, data=data)
-                return self._cookie_value(key)
+                return self._cookie_value(key, framed=state.framed)
             if state.session_id is not None:
                 changed = dict(state.data) if state.data.modified else None
                 await websessions.save(db, session_id=state.session_id, data=changed)
                 return None
             key, _ = await websessions.create(db, policy=self.policy, data=dict(state.data))
-            return self._cookie_value(key)
+            return self._cookie_value(key, framed=state.framed)
 
-    def _attributes(self) -> str:
+    def _attributes(self, *, framed: bool) -> str:
+        if framed and self.secure:
+            # Inside the LMS's iframe the site is third-party: SameSite=None lets the cookie
+            # be sent there, and Partitioned (CHIPS) keeps it to this LMS's partition, which
+            # is also what browsers that block third-party cookies still accept.
+            return "Path=/; HttpOnly; Secure; SameSite=None; Partitioned"
         secure = "; Secure" if self.secure else ""
         return f"Path=/; HttpOnly; SameSite=Lax{secure}"
 
-    def _cookie_value(self, key: str) -> str:
+    def _cookie_value(self, key: str, *, framed: bool = False) -> str:
         max_age = int(self.policy.absolute_timeout.total_seconds())
-        return f"{self.cookie_name}={key}; Max-Age={max_age}; {self._attributes()}"
+        return f"{self.cookie_name}={key}; Max-Age={max_age}; {self._attributes(framed=framed)}"
 
-    def _expired_cookie(self) -> str:
-        return f"{self.cookie_name}=; Max-Age=0; {self._attributes()}"
+    def _expired_cookie(self, *, framed: bool = False) -> str:
+        return f"{self.cookie_name}=; Max-Age=0; {self._attributes(framed=framed)}"

@@ -22,6 +22,7 @@ from tests.conftest import People, make_settings
 from tests.web import (
     route_expectations_discussions,
     route_expectations_exemplars,
+    route_expectations_lti,
     route_expectations_mail,
     route_expectations_reviews,
     route_expectations_webhooks,
@@ -48,6 +49,7 @@ AREAS = (
     route_expectations_exemplars,
     route_expectations_mail,
     route_expectations_webhooks,
+    route_expectations_lti,
 )
 
 EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
