@@ -147,3 +147,36 @@ async def lock(session: AsyncSession, instance: object) -> None:
     check-then-write on it, so a concurrent writer's change is seen, not overwritten. On
     SQLite every writing unit already holds the database's write lock (BEGIN IMMEDIATE)."""
     await session.refresh(instance, with_for_update=True)
+
+
+async def lease_due(
+    session: AsyncSession, model: Any, *, now: Any, limit: int, lease: Any
+) -> list[int]:
+    """Lease up to `limit` due rows of a delivery queue (a table with status,
+    next_attempt_at, lease_until and attempts) to this worker, and return their ids: rows
+    "pending" whose time has come, and rows "sending" whose worker died (its lease ran out).
+    SKIP LOCKED on PostgreSQL lets several processes share the queue, each row to one of
+    them; SQLite's write lock serializes them."""
+    due = sa.or_(
+        sa.and_(model.status == "pending", model.next_attempt_at <= now),
+        sa.and_(model.status == "sending", model.lease_until < now),
+    )
+    ids = list(
+        (
+            await session.execute(
+                sa.select(model.id)
+                .where(due)
+                .order_by(model.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ).scalars()
+    )
+    if ids:
+        await session.execute(
+            sa.update(model)
+            .where(model.id.in_(ids))
+            .values(status="sending", lease_until=now + lease, attempts=model.attempts + 1)
+            .execution_options(synchronize_session=False)
+        )
+    return ids

@@ -27,6 +27,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services.db import lease_due
 from services.errors import Invalid, NotFound, Problem
 from services.models import (
     MailMode,
@@ -393,16 +394,7 @@ async def recent(session: AsyncSession, *, limit: int = 100) -> list[Sent]:
         .limit(limit)
     )
     found = rows.all()
-    digest_ids = [m.id for m, _, _ in found if m.kind == DIGEST]
-    carried: dict[int, list[Item]] = {}
-    if digest_ids:
-        items = await session.execute(
-            select(OutboxMessage.digest_id, OutboxMessage.body, OutboxMessage.link)
-            .where(col(OutboxMessage.digest_id).in_(digest_ids))
-            .order_by(col(OutboxMessage.id))
-        )
-        for digest_id, body, link in items.all():
-            carried.setdefault(digest_id or 0, []).append(Item(body, link))
+    carried = await _carried(session, [m for m, _, _ in found])
     return [
         Sent(
             to=f"{name} <{email or 'no address'}>",
@@ -443,45 +435,29 @@ class Claimed:
     attempts: int
 
 
+async def _carried(session: AsyncSession, messages: list[OutboxMessage]) -> dict[int, list[Item]]:
+    """The items each digest among `messages` carries, by the digest's id."""
+    digest_ids = [m.id for m in messages if m.kind == DIGEST and m.id is not None]
+    carried: dict[int, list[Item]] = {}
+    if digest_ids:
+        items = await session.execute(
+            select(OutboxMessage.digest_id, OutboxMessage.body, OutboxMessage.link)
+            .where(col(OutboxMessage.digest_id).in_(digest_ids))
+            .order_by(col(OutboxMessage.id))
+        )
+        for digest_id, body, link in items.all():
+            carried.setdefault(digest_id or 0, []).append(Item(body, link))
+    return carried
+
+
 async def claim(
     session: AsyncSession, *, now: datetime | None = None, limit: int = 20
 ) -> list[Claimed]:
     """Lease up to `limit` due messages to this sender (one sender per message)."""
     now = now or utcnow()
-    due = sa.or_(
-        sa.and_(
-            col(OutboxMessage.status) == Status.pending.value,
-            col(OutboxMessage.next_attempt_at) <= now,
-        ),
-        # A sender that died mid-send: its lease ran out, so another takes the message.
-        sa.and_(
-            col(OutboxMessage.status) == Status.sending.value,
-            col(OutboxMessage.lease_until) < now,
-        ),
-    )
-    ids = list(
-        (
-            await session.execute(
-                select(col(OutboxMessage.id))
-                .where(due)
-                .order_by(col(OutboxMessage.id))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).scalars()
-    )
+    ids = await lease_due(session, OutboxMessage, now=now, limit=limit, lease=LEASE)
     if not ids:
         return []
-    await session.execute(
-        sa.update(OutboxMessage)
-        .where(col(OutboxMessage.id).in_(ids))
-        .values(
-            status=Status.sending.value,
-            lease_until=now + LEASE,
-            attempts=OutboxMessage.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
     rows = await session.execute(
         select(OutboxMessage, User.email, MailRecipient.key)
         .join(User, col(User.id) == col(OutboxMessage.user_id))
@@ -491,16 +467,7 @@ async def claim(
         .execution_options(populate_existing=True)
     )
     messages = rows.all()
-    carried: dict[int, list[Item]] = {}
-    digest_ids = [m.id for m, _, _ in messages if m.kind == DIGEST and m.id is not None]
-    if digest_ids:
-        items = await session.execute(
-            select(OutboxMessage.digest_id, OutboxMessage.body, OutboxMessage.link)
-            .where(col(OutboxMessage.digest_id).in_(digest_ids))
-            .order_by(col(OutboxMessage.id))
-        )
-        for digest_id, body, link in items.all():
-            carried.setdefault(digest_id or 0, []).append(Item(body, link))
+    carried = await _carried(session, [m for m, _, _ in messages])
     return [
         Claimed(
             id=m.id or 0,

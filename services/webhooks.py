@@ -38,7 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
 from services import outbox, policy
-from services.db import transaction
+from services.db import lease_due, transaction
 from services.errors import Invalid, NotFound, Problem
 from services.models import (
     Assignment,
@@ -430,35 +430,9 @@ class _Claimed:
 
 
 async def _claim(session: AsyncSession, *, now: datetime, limit: int) -> list[_Claimed]:
-    due = sa.or_(
-        sa.and_(
-            col(WebhookDelivery.status) == "pending", col(WebhookDelivery.next_attempt_at) <= now
-        ),
-        sa.and_(col(WebhookDelivery.status) == "sending", col(WebhookDelivery.lease_until) < now),
-    )
-    ids = list(
-        (
-            await session.execute(
-                select(col(WebhookDelivery.id))
-                .where(due)
-                .order_by(col(WebhookDelivery.id))
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-        ).scalars()
-    )
+    ids = await lease_due(session, WebhookDelivery, now=now, limit=limit, lease=outbox.LEASE)
     if not ids:
         return []
-    await session.execute(
-        sa.update(WebhookDelivery)
-        .where(col(WebhookDelivery.id).in_(ids))
-        .values(
-            status="sending",
-            lease_until=now + outbox.LEASE,
-            attempts=WebhookDelivery.attempts + 1,
-        )
-        .execution_options(synchronize_session=False)
-    )
     rows = await session.execute(
         select(WebhookDelivery, WebhookEndpoint.url, WebhookEndpoint.secret)
         .join(WebhookEndpoint, col(WebhookEndpoint.id) == col(WebhookDelivery.endpoint_id))
