@@ -20,6 +20,7 @@ from services.models import Phase, Role
 from services.policy import Actor
 from tests.conftest import People, make_settings
 from tests.web import (
+    route_expectations_authoring,
     route_expectations_discussions,
     route_expectations_exemplars,
     route_expectations_reviews,
@@ -40,7 +41,12 @@ from tests.web.policy_support import (
 )
 from web.app import create_app
 
-AREAS = (route_expectations_discussions, route_expectations_reviews, route_expectations_exemplars)
+AREAS = (
+    route_expectations_discussions,
+    route_expectations_reviews,
+    route_expectations_exemplars,
+    route_expectations_authoring,
+)
 
 EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
     ("home", "GET"): (get("/"), same(200)),
