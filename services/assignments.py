@@ -76,10 +76,13 @@ async def import_assignment(
     session.add(assignment)
     await session.flush()
     assert assignment.id is not None
-    session.add_all(
+    questions = [
         Question(assignment_id=assignment.id, position=i + 1, prompt=q.prompt, prompt_html=html)
         for i, (q, html) in enumerate(zip(draft.questions, prompts_html, strict=True))
-    )
+    ]
+    session.add_all(questions)
+    if any(c.question is not None for c in draft.rubric):
+        await session.flush()  # the questions' ids, for the components that name one
     session.add_all(
         RubricComponent(
             assignment_id=assignment.id,
@@ -87,6 +90,11 @@ async def import_assignment(
             key=c.key,
             label=c.label,
             description=c.description,
+            question_id=(
+                questions[c.question - 1].id
+                if c.question is not None and 1 <= c.question <= len(questions)
+                else None
+            ),
         )
         for i, c in enumerate(draft.rubric)
     )
@@ -163,6 +171,7 @@ async def get_assignment(
 def present_assignment(detail: AssignmentDetail, *, actor: Actor) -> AssignmentView:
     a = detail.assignment
     assert a.id is not None
+    position_of = {q.id: q.position for q in detail.questions}
     return AssignmentView(
         id=a.id,
         cohort=detail.cohort.slug,
@@ -187,7 +196,12 @@ def present_assignment(detail: AssignmentDetail, *, actor: Actor) -> AssignmentV
         rubric=RubricView(
             source=a.stance_source,
             components=[
-                RubricComponentView(key=c.key, label=c.label, description=c.description)
+                RubricComponentView(
+                    key=c.key,
+                    label=c.label,
+                    description=c.description,
+                    question=position_of.get(c.question_id),
+                )
                 for c in detail.rubric
             ],
         ),

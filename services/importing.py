@@ -24,7 +24,7 @@ import tomllib
 import unicodedata
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any
 
 from pydantic import (
@@ -50,9 +50,14 @@ __all__ = [
     "AssignmentDraft",
     "QuestionDraft",
     "RubricComponentDraft",
+    "citation_authors",
     "parse_assignment_document",
     "parse_assignment_structured",
     "parse_assignment_text",
+    "propose_rubric",
+    "short_citation",
+    "slugify",
+    "unique_key",
 ]
 
 MAX_DOCUMENT_CHARS = 200_000
@@ -81,6 +86,7 @@ class RubricComponentDraft:
     key: str  # slug, [a-z0-9-], unique within the rubric; derived from label if absent
     label: str
     description: str = ""
+    question: int | None = None  # 1-based number of the question it comes from, if any
 
 
 @dataclass(frozen=True)
@@ -678,6 +684,9 @@ class RubricComponentSpec(_Model):
     key: _Key | None = None
     label: _Label
     description: _Description = ""
+    question: Annotated[int, Field(ge=1, le=MAX_QUESTIONS, strict=True)] | None = Field(
+        default=None, description="The number (from 1) of the question it comes from"
+    )
 
 
 class RubricSpec(_Model):
@@ -775,6 +784,8 @@ def _error_message(error: Any) -> str:  # pydantic_core.ErrorDetails
     if kind in {"int_type", "int_parsing", "int_from_float"}:
         return f"must be a whole number, not {_describe_type(value)}"
     if kind in {"greater_than_equal", "less_than_equal"}:
+        if loc and loc[-1] == "question":
+            return f"must be a question number from 1 (got {_short_repr(value)})"
         return f"must be between 1 and 10 (got {_short_repr(value)})"
     if kind == "bool_type":
         return f"must be true or false, not {_describe_type(value)}"
@@ -851,9 +862,22 @@ def parse_assignment_structured(data: object) -> AssignmentDraft:
                 )
             else:
                 used[key] = index
+            if component.question is not None and component.question > len(parsed.questions):
+                problems.append(
+                    Problem(
+                        message=(
+                            f"names question {component.question}, but the document has "
+                            f"{len(parsed.questions)} question(s)"
+                        ),
+                        field=f"{path}.question",
+                    )
+                )
             components.append(
                 RubricComponentDraft(
-                    key=key, label=component.label, description=component.description
+                    key=key,
+                    label=component.label,
+                    description=component.description,
+                    question=component.question,
                 )
             )
     if problems:
@@ -869,6 +893,129 @@ def parse_assignment_structured(data: object) -> AssignmentDraft:
         reviews_per_paper=parsed.reviews_per_paper,
         allow_anonymous_posts=parsed.allow_anonymous_posts,
     )
+
+
+# --------------------------------------------------------------------------------------
+# A starting rubric, proposed from the references and the questions
+# --------------------------------------------------------------------------------------
+
+_YEAR = re.compile(r"\((\d{4}[a-z]?|n\.\s?d\.)[^)]*\)")
+_INITIALS = re.compile(r"^(?:[A-Z]\.\s*-?\s*)+$")
+_AUTHOR_JOINERS = re.compile(r"\s*(?:&|\band\b)\s*")
+_SENTENCE = re.compile(r"(?<=[.?!])[\"'\u201d\u2019)]*\s+(?=[\"'\u201c\u2018(]?[A-Z])")
+_MAX_PROPOSED_LABEL_CHARS = 120
+_MAX_PROPOSED_KEY_CHARS = 40
+_TASK_VERB = re.compile(
+    r"^(?:reflect|discuss|describe|explain|compare|contrast|consider|analy[sz]e|evaluate|"
+    r"identify|summari[sz]e|outline|explore|argue|assess|critique|define|examine|justify)\b",
+    re.IGNORECASE,
+)
+
+
+def citation_authors(citation: str) -> list[str]:
+    """The surnames of an APA-style citation ("Mikulincer, M., & Shaver, P. R. (2019). ...":
+    Mikulincer, Shaver); [] when it has no "(year)" to tell authors from title."""
+    year = _YEAR.search(citation)
+    if year is None:
+        return []
+    names = []
+    for part in citation[: year.start()].split(","):
+        for piece in _AUTHOR_JOINERS.split(part.strip()):
+            piece = piece.strip().rstrip(".").strip()
+            if piece and not _INITIALS.match(piece + ".") and piece.lower() != "et al":
+                names.append(piece)
+    return names
+
+
+def short_citation(citation: str) -> str:
+    """How reviewers are asked about a source: "Mikulincer & Shaver (2019)", "Bowlby
+    (1988)", "Levy et al. (2014)"; the citation's first sentence when it is not APA-like."""
+    citation = " ".join(citation.split())
+    year = _YEAR.search(citation)
+    names = citation_authors(citation)
+    if year is not None and names:
+        who = (
+            names[0]
+            if len(names) == 1
+            else f"{names[0]} & {names[1]}"
+            if len(names) == 2
+            else f"{names[0]} et al."
+        )
+        short = f"{who} ({year.group(1)})"
+    else:
+        short = citation.split(". ", 1)[0]
+    return short[:_MAX_SOURCE_CHARS].strip()
+
+
+def _mentions(text: str, names: Sequence[str]) -> bool:
+    return any(re.search(rf"\b{re.escape(name)}\b", text) for name in names)
+
+
+def _proposed_label(prompt: str) -> str:
+    """The question's first question sentence (else its first sentence), as a label."""
+    text = " ".join(re.sub(r"^- ", "", prompt, flags=re.MULTILINE).split())
+    sentences = [s.strip() for s in _SENTENCE.split(text) if s.strip()]
+    first = sentences[0] if sentences else text
+    asked = next((s for s in sentences if s.rstrip(_CLOSERS).endswith("?")), None)
+    # "Reflect on…", "Discuss how…" say the task; otherwise the question asked says it best.
+    label = first if _TASK_VERB.match(first) or asked is None else asked
+    if len(label) > _MAX_PROPOSED_LABEL_CHARS:
+        cut = label[: _MAX_PROPOSED_LABEL_CHARS - 1].rsplit(" ", 1)[0]
+        label = cut.rstrip(",;:-\u2013\u2014 ") + "\u2026"
+    return label
+
+
+def propose_rubric(draft: AssignmentDraft) -> AssignmentDraft:
+    """A starting rubric for a document that has none: the first reference is the stance
+    source, and each question that is not about another reference (it names another
+    reference's authors and not the source's) becomes a component linked to it. The
+    instructor confirms or edits it; a draft that already has a rubric is returned as is."""
+    if draft.rubric or not draft.references:
+        return draft
+    source_citation = draft.references[0]
+    source_names = citation_authors(source_citation)
+    others = [n for ref in draft.references[1:] for n in citation_authors(ref)]
+    others = [n for n in others if n not in source_names]
+    chosen = [
+        number
+        for number, question in enumerate(draft.questions, start=1)
+        if _mentions(question.prompt, source_names) or not _mentions(question.prompt, others)
+    ] or list(range(1, len(draft.questions) + 1))
+    source = draft.stance_source or short_citation(source_citation)
+    components: list[RubricComponentDraft] = []
+    used: set[str] = set()
+    for number in chosen[:MAX_RUBRIC_COMPONENTS]:
+        label = _proposed_label(draft.questions[number - 1].prompt)
+        slug = _slugify(label)
+        if len(slug) > _MAX_PROPOSED_KEY_CHARS:
+            slug = slug[: _MAX_PROPOSED_KEY_CHARS + 1].rsplit("-", 1)[0]
+        key = unique_key(slug or f"component-{number}", used)
+        used.add(key)
+        components.append(
+            RubricComponentDraft(
+                key=key,
+                label=label,
+                description=f"Does the answer to question {number} agree with {source}?",
+                question=number,
+            )
+        )
+    return replace(draft, stance_source=source, rubric=tuple(components))
+
+
+def unique_key(base: str, used: set[str] | frozenset[str]) -> str:
+    """`base`, or `base-2`, `base-3`… : the first not in `used` (at most 64 characters)."""
+    base = base[:_MAX_KEY_CHARS].rstrip("-") or "component"
+    key, n = base, 1
+    while key in used:
+        n += 1
+        suffix = f"-{n}"
+        key = base[: _MAX_KEY_CHARS - len(suffix)].rstrip("-") + suffix
+    return key
+
+
+def slugify(label: str) -> str:
+    """A rubric key from a label: lowercase ASCII letters, digits and hyphens."""
+    return _slugify(label)
 
 
 # --------------------------------------------------------------------------------------

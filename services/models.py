@@ -311,6 +311,10 @@ class RubricComponent(SQLModel, table=True):
     key: str = Field(max_length=64)
     label: str = Field(max_length=200)
     description: str = Field(default="", sa_type=sa.Text)
+    # The question this component comes from (what the paper answers there); optional.
+    question_id: int | None = Field(
+        default=None, foreign_key="questions.id", ondelete="SET NULL", nullable=True
+    )
 
 
 class AssignmentReference(SQLModel, table=True):

@@ -47,6 +47,7 @@ class RubricComponentView(View):
     key: str
     label: str
     description: str
+    question: int | None = None  # the number (position) of the question it comes from
 
 
 class RubricView(View):

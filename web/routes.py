@@ -27,7 +27,7 @@ from web import (
     routes_reviews,
     routes_webhooks,
 )
-from web.endpoints import api, assignment_settings, auth, health, pages
+from web.endpoints import api, assignment_settings, auth, authoring, health, pages
 from web.openapi import API, ApiRoute, Operation
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -81,6 +81,40 @@ def api_routes() -> list[ApiRoute]:
                      errors=(400, 404, 409, 415, 422),
                      description="Send the version you read; a stale one gets 409. "
                                  "reviews_per_paper is fixed once review has started.")),
+        ApiRoute("/assignments/{assignment:int}/questions", authoring.api_questions,
+                 methods=["PUT"], name="api:assignments:questions",
+                 operation=Operation(
+                     "Edit, reorder, add and remove questions (cohort staff, draft only)",
+                     "assignments", {200: AssignmentView},
+                     request_body={"application/json": authoring.QuestionsWrite},
+                     errors=(400, 404, 409, 415, 422),
+                     description="The list is the new order; an entry with an `id` edits that "
+                                 "question, one without adds a question, and questions left out "
+                                 "(or emptied) are removed unless they have threads. 409 when the "
+                                 "version is stale or the assignment has left the draft phase.")),
+        ApiRoute("/assignments/{assignment:int}/rubric", authoring.api_rubric, methods=["PUT"],
+                 name="api:assignments:rubric",
+                 operation=Operation(
+                     "Replace the stance rubric: source and components (cohort staff)",
+                     "assignments", {200: AssignmentView},
+                     request_body={"application/json": authoring.RubricWrite},
+                     errors=(400, 404, 409, 415, 422),
+                     description="The source is one of the assignment's references, by "
+                                 "position; it is stored as its short citation. Components "
+                                 "sent with an existing `key` keep it; others get a key from "
+                                 "their label; components left out are removed. 409 when the "
+                                 "version is stale or a review has been started. Audited.")),
+        ApiRoute("/assignments/{assignment:int}/copies", authoring.api_copy, methods=["POST"],
+                 name="api:assignments:copy",
+                 operation=Operation(
+                     "Copy the assignment into another cohort you manage (next term)",
+                     "assignments", {201: AssignmentView},
+                     request_body={"application/json": authoring.CopyRequest},
+                     errors=(400, 404, 415, 422),
+                     description="Questions, sample paper, references, rubric and settings; "
+                                 "published exemplars whose authors agreed to show them, "
+                                 "without their authors. The copy is a draft without "
+                                 "deadlines.")),
         ApiRoute("/me", api.me, methods=["GET"], name="api:me",
                  operation=Operation(
                      "The signed-in person, their cohorts and roles, and the CSRF token",
@@ -185,6 +219,21 @@ def build_routes() -> list[BaseRoute]:
               name="assignments:settings"),
         Route("/assignments/{assignment:int}/settings", assignment_settings.settings_form,
               methods=["POST"], name="assignments:settings:save"),
+        Route("/cohorts/{cohort}/assignments/new", authoring.new_page, name="authoring:new"),
+        Route("/cohorts/{cohort}/assignments/new", authoring.read_form, methods=["POST"],
+              name="authoring:read"),
+        Route("/cohorts/{cohort}/assignments/create", authoring.create_form, methods=["POST"],
+              name="authoring:create"),
+        Route("/assignments/{assignment:int}/questions", authoring.questions_page,
+              name="authoring:questions"),
+        Route("/assignments/{assignment:int}/questions", authoring.questions_form,
+              methods=["POST"], name="authoring:questions:save"),
+        Route("/assignments/{assignment:int}/rubric", authoring.rubric_page,
+              name="authoring:rubric"),
+        Route("/assignments/{assignment:int}/rubric", authoring.rubric_form, methods=["POST"],
+              name="authoring:rubric:save"),
+        Route("/assignments/{assignment:int}/copy", authoring.copy_form, methods=["POST"],
+              name="authoring:copy"),
         Route("/healthz", health.healthz, name="healthz"),
         Route("/readyz", health.readyz, name="readyz"),
         Route(f"{API}/openapi.json", api.openapi_document, name="api:openapi"),

@@ -89,7 +89,12 @@ async def test_import_structured_json_with_rubric(client: httpx.AsyncClient) -> 
     assert body["rubric"] == {
         "source": "Mikulincer & Shaver (2019)",
         "components": [
-            {"key": "secure-base", "label": "The therapist as a secure base", "description": ""}
+            {
+                "key": "secure-base",
+                "label": "The therapist as a secure base",
+                "description": "",
+                "question": None,  # the document links it to no question
+            }
         ],
     }
 

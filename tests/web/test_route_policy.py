@@ -20,6 +20,7 @@ from services.models import Phase, Role
 from services.policy import Actor
 from tests.conftest import People, make_settings
 from tests.web import (
+    route_expectations_authoring,
     route_expectations_discussions,
     route_expectations_exemplars,
     route_expectations_lti,
@@ -50,6 +51,7 @@ AREAS = (
     route_expectations_mail,
     route_expectations_webhooks,
     route_expectations_lti,
+    route_expectations_authoring,
 )
 
 EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
