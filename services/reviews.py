@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+import orjson
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
@@ -25,6 +26,7 @@ from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import (
     Assignment,
     ComponentStance,
+    Event,
     EvidenceQuote,
     Paper,
     PaperVersion,
@@ -617,3 +619,57 @@ async def allocation_view(
         papers=views,
         completion=await stance.completion(session, assignment_id=assignment_id),
     )
+
+
+async def live_review_events(
+    session: AsyncSession, *, assignment_id: int, batch: Sequence[Event], viewers: Sequence[Actor]
+) -> list[list[tuple[int, str, str]]]:
+    """One batch of an assignment's review events as each listener may see it, as (event id,
+    event name, JSON) triples: staff get completion counts; a reviewer gets only their own
+    tasks' changes (never a count or event that ticks when someone else works). A batch
+    costs the assignment, the completion (once, if staff listen), the batch's tasks, and the
+    task list of each reviewer whose task changed: not a query per listener."""
+    assignment = await session.get(Assignment, assignment_id)
+    if assignment is None:
+        return [[] for _ in viewers]
+    completion: str | None = None
+    phase = orjson.dumps({"phase": assignment.phase.value}).decode()
+    ids = {e.task_id for e in batch if e.task_id is not None}
+    owners: dict[int, tuple[str, int]] = {}
+    if ids:
+        rows = await session.execute(
+            select(ReviewTask.id, ReviewTask.public_id, ReviewTask.reviewer_id).where(
+                col(ReviewTask.id).in_(ids)
+            )
+        )
+        owners = {tid: (pub, reviewer) for tid, pub, reviewer in rows.all() if tid}
+    reviewers = {reviewer for _, reviewer in owners.values()}
+    tasks_of: dict[int, dict[str, TaskSummaryView]] = {}
+    out: list[list[tuple[int, str, str]]] = []
+    for actor in viewers:
+        items: list[tuple[int, str, str]] = []
+        out.append(items)
+        if not policy.can_view_assignment(actor, assignment):
+            continue
+        if policy.can_manage_reviews(actor, assignment):
+            if completion is None:
+                done = await stance.completion(session, assignment_id=assignment_id)
+                payload = {"kind": "completion", "completion": done.model_dump()}
+                completion = orjson.dumps(payload).decode()
+            items.append((batch[-1].id or 0, "completion", completion))
+            continue
+        me = actor.user_id
+        if me is not None and me in reviewers and me not in tasks_of:
+            mine = await list_my_tasks(session, actor=actor, assignment_id=assignment_id)
+            tasks_of[me] = {t.id: t for t in mine}
+        tasks = tasks_of.get(me or -1, {})
+        for event in batch:
+            if event.kind == "phase.changed":
+                items.append((event.id or 0, "phase", phase))
+                continue
+            owner = owners.get(event.task_id or 0)
+            task = tasks.get(owner[0]) if owner is not None and owner[1] == me else None
+            if task is None:
+                continue
+            items.append((event.id or 0, "task", task.model_dump_json()))
+    return out

@@ -9,7 +9,6 @@ from typing import Any, Literal
 import orjson
 from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col, select
 from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
@@ -33,14 +32,12 @@ from services.models import (
     ComponentStance,
     Event,
     Phase,
-    ReviewTask,
     Role,
     Stance,
 )
 from services.policy import Actor
 from services.views import (
     PhaseView,
-    TaskSummaryView,
 )
 from web import live
 from web.charts import bar_chart
@@ -334,52 +331,9 @@ class ReviewFanout:
     async def render(
         self, session: AsyncSession, batch: Sequence[Event], viewers: Sequence[Actor]
     ) -> list[list[tuple[int, str, str]]]:
-        assignment = await session.get(Assignment, self.assignment_id)
-        if assignment is None:
-            return [[] for _ in viewers]
-        completion: str | None = None
-        phase = orjson.dumps({"phase": assignment.phase.value}).decode()
-        ids = {e.task_id for e in batch if e.task_id is not None}
-        owners: dict[int, tuple[str, int]] = {}
-        if ids:
-            rows = await session.execute(
-                select(ReviewTask.id, ReviewTask.public_id, ReviewTask.reviewer_id).where(
-                    col(ReviewTask.id).in_(ids)
-                )
-            )
-            owners = {tid: (pub, reviewer) for tid, pub, reviewer in rows.all() if tid}
-        reviewers = {reviewer for _, reviewer in owners.values()}
-        tasks_of: dict[int, dict[str, TaskSummaryView]] = {}
-        out: list[list[tuple[int, str, str]]] = []
-        for actor in viewers:
-            items: list[tuple[int, str, str]] = []
-            out.append(items)
-            if not policy.can_view_assignment(actor, assignment):
-                continue
-            if policy.can_manage_reviews(actor, assignment):
-                if completion is None:
-                    done = await stance.completion(session, assignment_id=self.assignment_id)
-                    payload = {"kind": "completion", "completion": done.model_dump()}
-                    completion = orjson.dumps(payload).decode()
-                items.append((batch[-1].id or 0, "completion", completion))
-                continue
-            me = actor.user_id
-            if me is not None and me in reviewers and me not in tasks_of:
-                mine = await reviews.list_my_tasks(
-                    session, actor=actor, assignment_id=self.assignment_id
-                )
-                tasks_of[me] = {t.id: t for t in mine}
-            tasks = tasks_of.get(me or -1, {})
-            for event in batch:
-                if event.kind == "phase.changed":
-                    items.append((event.id or 0, "phase", phase))
-                    continue
-                owner = owners.get(event.task_id or 0)
-                task = tasks.get(owner[0]) if owner is not None and owner[1] == me else None
-                if task is None:
-                    continue
-                items.append((event.id or 0, "task", task.model_dump_json()))
-        return out
+        return await reviews.live_review_events(
+            session, assignment_id=self.assignment_id, batch=batch, viewers=viewers
+        )
 
 
 async def api_review_events(request: Request) -> Response:
