@@ -123,7 +123,7 @@ async def run(
     viewers: tuple[str, ...] | None = None,
     staff_writes: bool = True,
     arrange: Arrange | None = None,
-    exemplar_of: str | None = None,
+    exemplars: tuple[str, str] | None = None,
 ) -> Recording:
     """The round, with every review route asked by every viewer at a stage where it means
     something (a refusal is recorded too). Students named in `uploads` send their paper as
@@ -133,9 +133,12 @@ async def run(
     `viewers` limits who reads and tries every route (the differential tests compare
     students only); `staff_writes` runs the moderator's allocation changes (exclusions,
     moves, added reviewers, a reopen), which pick the same students in two worlds with the
-    same allocation; `arrange` rewrites the world right after allocation; `exemplar_of`
-    names the student whose paper and whose first review a moderator publishes as
-    exemplars in the feedback phase."""
+    same allocation, and one stranger's task and review that every viewer tries to write
+    to and rate (the owner's attempt succeeds); `arrange` rewrites the world right after
+    allocation (staff then act on each paper as the paper its named student first
+    submitted); `exemplars` names the
+    student whose first-submitted paper, and the one whose first review, a moderator
+    publishes as exemplars in the feedback phase."""
     crowd = People(asgi, sessions)
     rec = Recording()
     async with transaction(sessions) as session:
@@ -198,12 +201,18 @@ async def run(
             )
             for key, value in where.items():
                 query = query.where(getattr(ReviewTask, key) == value)
-            return list((await session.execute(query.order_by(col(ReviewTask.id)))).scalars())
+            # Not by id: tasks are created in random order (reviewer numbers are random).
+            query = query.order_by(col(ReviewTask.paper_id), col(ReviewTask.reviewer_id))
+            return list((await session.execute(query)).scalars())
+
+    slots: dict[str, int] = {}  # the paper each student submitted (before any `arrange`)
 
     async def paper_of(name: str) -> Paper:
         async with transaction(sessions, write=False) as session:
             paper = await session.scalar(
-                select(Paper).where(Paper.assignment_id == a, Paper.author_id == ids[name])
+                select(Paper).where(Paper.id == slots[name])
+                if name in slots
+                else select(Paper).where(Paper.assignment_id == a, Paper.author_id == ids[name])
             )
             assert paper is not None
             return paper
@@ -285,6 +294,7 @@ async def run(
             sent = await ask(name, "submit", "PUT", f"{base}/paper",
                              json={"body": text_of[name], "submit": True})  # fmt: skip
         assert sent.status_code == 200, sent.text
+        slots[name] = (await paper_of(name)).id or 0
     await look("open")
 
     # --- review: the phase form allocates; staff change the allocation -------------------
@@ -320,8 +330,9 @@ async def run(
                        json={"reviewer": target, "reason": REASON})  # fmt: skip
     await look("review")
     probe = (await tasks())[0].public_id
-    await everyone("save", "PUT", f"/api/v1/review-tasks/{probe}/review",
-                   json=REVIEW | {"version": 0, "submit": False})  # fmt: skip
+    if staff_writes:  # whose task it is depends on the allocation
+        await everyone("save", "PUT", f"/api/v1/review-tasks/{probe}/review",
+                       json=REVIEW | {"version": 0, "submit": False})  # fmt: skip
     await write_reviews("review")
     await look("reviewed")
     if staff_writes:
@@ -354,17 +365,22 @@ async def run(
             .where(ReviewTask.assignment_id == a)
             .order_by(col(Review.id))
         )
-    await everyone("rate", "POST", "/reviews/{v}/rating",
-                   data={"rating": "5", "back": f"/assignments/{a}/feedback"})  # fmt: skip
-    await everyone("rate", "POST", "/api/v1/reviews/{v}/rating", json={"rating": 3})
-    exemplars: list[str] = []
-    if exemplar_of is not None:
-        paper = await paper_of(exemplar_of)
+    if staff_writes:  # whose paper the review is of depends on the allocation
+        await everyone("rate", "POST", "/reviews/{v}/rating",
+                       data={"rating": "4", "comment": "ok",
+                             "back": f"/assignments/{a}/feedback"})  # fmt: skip
+        # The same rating again: task lists are sorted by random paper code, so a different
+        # one would move between worlds.
+        await everyone("rate", "POST", "/api/v1/reviews/{v}/rating",
+                       json={"rating": 4, "comment": "ok"})  # fmt: skip
+    made_exemplars: list[str] = []
+    if exemplars is not None:
+        paper = await paper_of(exemplars[0])
         async with transaction(sessions, write=False) as session:
             review = await session.scalar(
                 select(Review.public_id)
                 .join(ReviewTask, col(ReviewTask.id) == Review.task_id)
-                .where(ReviewTask.assignment_id == a, ReviewTask.reviewer_id == ids[exemplar_of])
+                .where(ReviewTask.assignment_id == a, ReviewTask.reviewer_id == ids[exemplars[1]])
                 .order_by(col(Review.id))
             )
         for kind, source in (("paper", paper.public_id), ("review", review)):
@@ -373,11 +389,11 @@ async def run(
                 json={"kind": kind, "source": source, "status": "published", "note": "Good."},
             )
             assert made.status_code == 201, made.text
-            exemplars.append(made.json()["id"])
+            made_exemplars.append(made.json()["id"])
     await look("feedback")
     for viewer in who:
         for extra in extra_paths:
-            for e in exemplars if "{e}" in extra else [""]:
+            for e in made_exemplars if "{e}" in extra else [""]:
                 await ask(viewer, "extra", "GET", extra.format(a=a, e=e))
     await crowd.close()
     await c["anonymous"].aclose()
