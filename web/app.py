@@ -21,9 +21,10 @@ from services import events, phases
 from services.db import make_engine, make_sessionmaker, transaction
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
-from web.errors import EXCEPTION_HANDLERS
+from web.errors import EXCEPTION_HANDLERS, UnavailableMiddleware
 from web.middleware import (
     BodyLimitMiddleware,
+    NulGuardMiddleware,
     RequestStateMiddleware,
     SecurityHeadersMiddleware,
 )
@@ -118,6 +119,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Middleware(TrustedHostMiddleware, allowed_hosts=settings.trusted_hosts),
             Middleware(SecurityHeadersMiddleware, hsts=settings.is_https),
             Middleware(BodyLimitMiddleware, max_body_bytes=settings.max_body_bytes),
+            Middleware(NulGuardMiddleware),
+            Middleware(UnavailableMiddleware),
             Middleware(
                 SessionMiddleware,
                 secure=settings.is_https,
@@ -133,7 +136,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.oauth = make_oauth(settings)
     app.state.openapi = build_document(
         [
-            (route.path_format, method.lower(), route.name, route.operation)
+            (route.path_format, method.lower(), route.name, route.operation, route.param_convertors)
             for route in routes
             if isinstance(route, ApiRoute)
             for method in sorted(route.methods or ())
