@@ -30,6 +30,7 @@ from web.middleware import (
 )
 from web.oidc import make_oauth
 from web.openapi import ApiRoute, build_document
+from web.ratelimit import RateLimits
 from web.routes import build_routes
 from web.sessions import STATE_KEY, SessionMiddleware, SessionState
 from web.settings import Settings, load_settings
@@ -134,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.settings = settings
     app.state.templates = make_templates()
     app.state.oauth = make_oauth(settings)
+    app.state.rate_limits = RateLimits(settings.redis_url)
     app.state.openapi = build_document(
         [
             (route.path_format, method.lower(), route.name, route.operation, route.param_convertors)

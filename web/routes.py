@@ -99,7 +99,10 @@ def api_routes() -> list[ApiRoute]:
                  operation=Operation("Join a cohort with its join code (as a student)", "cohorts",
                                      {200: CohortView},
                                      request_body={"application/json": api.JoinRequest},
-                                     errors=(400, 401, 403, 415, 422))),
+                                     errors=(400, 401, 403, 415, 422, 429),
+                                     description="At most 10 attempts per person (30 per "
+                                                 "address) in 10 minutes; then 429 with "
+                                                 "Retry-After.")),
         ApiRoute("/cohorts/{cohort:slug}/members", api.list_members, methods=["GET"],
                  name="api:members:list",
                  operation=Operation("The cohort's members (moderators and instructors)",

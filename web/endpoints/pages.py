@@ -22,6 +22,7 @@ from services.models import Cohort, Role
 from services.policy import Actor
 from web.context import Caller, templates_of, unit_of_work_caller
 from web.endpoints.parsing import whole_number
+from web.ratelimit import JOIN, rate_limits_of
 
 FLASH_KEY = "flash"
 
@@ -108,6 +109,7 @@ async def join(request: Request) -> Response:
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
+        await rate_limits_of(request).hit(request, JOIN, person=caller.actor.user_id)
         cohort = await memberships.join_with_code(
             session, actor=caller.actor, code=_field(form, "code")
         )
