@@ -110,6 +110,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                         with contextlib.suppress(asyncio.CancelledError):
                             await ticker
         finally:
+            await app.state.rate_limits.close()
             await engine.dispose()
 
     routes = build_routes()

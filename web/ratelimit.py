@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import MovingWindowRateLimiter
+from redis.asyncio import ConnectionPool
 from starlette.requests import Request
 
 from web.errors import ApiError
@@ -36,12 +37,23 @@ JOIN = Rule("join", parse("10 per 10 minutes"), parse("30 per 10 minutes"), "joi
 
 class RateLimits:
     def __init__(self, redis_url: str | None) -> None:
-        storage: Storage = (
-            RedisStorage(redis_url, implementation="redispy", key_prefix="peerboard-limits")
-            if redis_url
-            else MemoryStorage()
-        )
+        # Our own pool, so that the app's shutdown closes its connections (`close`).
+        self.pool: ConnectionPool | None = None
+        storage: Storage = MemoryStorage()
+        if redis_url:
+            self.pool = ConnectionPool.from_url(redis_url)
+            storage = RedisStorage(
+                redis_url,
+                implementation="redispy",
+                key_prefix="peerboard-limits",
+                # Documented (passed on to redis.asyncio.Redis), typed narrower by limits.
+                connection_pool=self.pool,  # type: ignore[arg-type]
+            )
         self.limiter = MovingWindowRateLimiter(storage)
+
+    async def close(self) -> None:
+        if self.pool is not None:
+            await self.pool.disconnect()
 
     async def hit(self, request: Request, rule: Rule, *, person: int | None) -> None:
         """Count one attempt; ApiError 429 when the person or the address is over."""

@@ -3,8 +3,13 @@ person and per address, and a real student joining once is never bothered."""
 
 from __future__ import annotations
 
+import pytest
+from asgi_lifespan import LifespanManager
+
 from services.models import Role
-from tests.conftest import People
+from tests.conftest import People, client_for, make_settings
+from tests.web.test_discussions_live import HAVE_REDIS, _free_port, redis_on
+from web.app import create_app
 
 
 async def _cohort_code(people: People) -> str:
@@ -51,3 +56,29 @@ async def test_one_address_cycling_accounts_is_limited_too(people: People) -> No
             statuses.append(response.status_code)
     assert statuses[:30].count(429) == 0
     assert set(statuses[30:]) == {429}
+
+
+async def test_with_redis_the_limit_holds_across_processes(
+    database_url: str, people: People
+) -> None:
+    """Two app instances on one Redis share the window: guesses spread over both still
+    meet 429 after ten."""
+    if not HAVE_REDIS:
+        pytest.skip("redis-server is not installed")
+    await _cohort_code(people)
+    guesser = await people.client("mallory")
+    port = _free_port()
+    settings = make_settings(database_url, REDIS_URL=f"redis://127.0.0.1:{port}/0")
+    with redis_on(port):
+        one, two = create_app(settings), create_app(settings)
+        async with LifespanManager(one) as a, LifespanManager(two) as b:
+            statuses = []
+            for i in range(12):
+                client = client_for(a.app if i % 2 else b.app)
+                client.cookies = guesser.cookies
+                client.headers["X-CSRF-Token"] = guesser.headers["X-CSRF-Token"]
+                async with client:
+                    answer = await client.post("/api/v1/join", json={"code": f"NOPE{i}"})
+                statuses.append(answer.status_code)
+    assert 429 not in statuses[:10]
+    assert statuses[10:] == [429, 429]
