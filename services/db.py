@@ -6,8 +6,10 @@ ids, and never commit. `transaction()` is the one place that commits or rolls ba
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import sqlite3
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
+from enum import StrEnum
 from typing import Any
 
 import sqlalchemy as sa
@@ -180,3 +182,72 @@ async def lease_due(
             .execution_options(synchronize_session=False)
         )
     return ids
+
+
+class Unavailable(StrEnum):
+    """Why the database could not serve a request that was itself fine: nothing was
+    changed (the unit of work rolled back), and the same request may succeed later."""
+
+    busy = "busy"  # a lock or statement timeout, a serialization failure, pool exhausted
+    down = "down"  # unreachable, refusing connections, shutting down or starting up
+
+
+# SQLSTATEs: 55P03 lock_not_available, 57014 query_canceled (statement_timeout),
+# 40001 serialization_failure, 40P01 deadlock_detected.
+_BUSY_SQLSTATES = frozenset({"55P03", "57014", "40001", "40P01"})
+# Classes 08 (connection exception), 53 (insufficient resources: too many connections,
+# disk full) and 57P (admin/crash shutdown, cannot connect now: the server is restarting).
+_DOWN_SQLSTATE_PREFIXES = ("08", "53", "57P")
+_SQLITE_BUSY = ("database is locked", "database table is locked", "database schema is locked")
+_SQLITE_DOWN = ("unable to open database file", "disk i/o error")
+_DRIVER_MODULES = ("asyncpg", "aiosqlite", "sqlalchemy", "sqlite3")
+
+
+def _chain(exc: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        current = todo.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        yield current
+        todo += [getattr(current, "orig", None), current.__cause__, current.__context__]
+        if isinstance(current, BaseExceptionGroup):
+            todo += current.exceptions
+
+
+def _raised_in_driver(exc: BaseException) -> bool:
+    tb = exc.__traceback__
+    while tb is not None:
+        module = tb.tb_frame.f_globals.get("__name__", "")
+        if module.split(".")[0] in _DRIVER_MODULES:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def unavailability(exc: BaseException) -> Unavailable | None:
+    """Whether `exc` means the database is busy or down (so: 503, try again), rather than
+    a bug. Looks through SQLAlchemy's wrapper and the exception's causes."""
+    for error in _chain(exc):
+        if isinstance(error, sa.exc.TimeoutError):  # the connection pool stayed exhausted
+            return Unavailable.busy
+        if isinstance(error, sa.exc.DBAPIError) and error.connection_invalidated:
+            return Unavailable.down
+        state = getattr(error, "sqlstate", None) or getattr(error, "pgcode", None)
+        if isinstance(state, str):
+            if state in _BUSY_SQLSTATES:
+                return Unavailable.busy
+            if state.startswith(_DOWN_SQLSTATE_PREFIXES):
+                return Unavailable.down
+        if isinstance(error, sqlite3.OperationalError):
+            message = str(error).lower()
+            if message.startswith(_SQLITE_BUSY):
+                return Unavailable.busy
+            if message.startswith(_SQLITE_DOWN):
+                return Unavailable.down
+        # Connection refused or reset, no route, a connect timeout: raised by the driver.
+        if isinstance(error, OSError | TimeoutError) and _raised_in_driver(error):
+            return Unavailable.down
+    return None

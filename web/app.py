@@ -25,15 +25,17 @@ from web import times
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.endpoints.papers import UPLOAD_ENVELOPE_BYTES, UPLOAD_PATHS
-from web.errors import EXCEPTION_HANDLERS
+from web.errors import EXCEPTION_HANDLERS, UnavailableMiddleware
 from web.lti import LtiRuntime
 from web.middleware import (
     BodyLimitMiddleware,
+    NulGuardMiddleware,
     RequestStateMiddleware,
     SecurityHeadersMiddleware,
 )
 from web.oidc import make_oauth
 from web.openapi import ApiRoute, build_document
+from web.ratelimit import RateLimits
 from web.routes import build_routes
 from web.sessions import STATE_KEY, SessionMiddleware, SessionState
 from web.settings import Settings, load_settings
@@ -177,6 +179,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                             with contextlib.suppress(asyncio.CancelledError):
                                 await task
         finally:
+            await app.state.rate_limits.close()
             await engine.dispose()
 
     routes = build_routes()
@@ -194,6 +197,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 ),
                 upload_paths=UPLOAD_PATHS,
             ),
+            Middleware(NulGuardMiddleware),
+            Middleware(UnavailableMiddleware),
             Middleware(
                 SessionMiddleware,
                 secure=settings.is_https,
@@ -208,9 +213,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.templates = make_templates()
     app.state.oauth = make_oauth(settings)
     app.state.lti = LtiRuntime()  # LTI platforms' key sets, cached per app
+    app.state.rate_limits = RateLimits(settings.redis_url)
     app.state.openapi = build_document(
         [
-            (route.path_format, method.lower(), route.name, route.operation)
+            (route.path_format, method.lower(), route.name, route.operation, route.param_convertors)
             for route in routes
             if isinstance(route, ApiRoute)
             for method in sorted(route.methods or ())

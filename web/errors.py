@@ -1,5 +1,11 @@
 """The one place that turns errors into HTTP: RFC 9457 problem details for the API and
-health routes, a readable page for people. Nothing here ever shows a stack trace."""
+health routes, a readable page for people. Nothing here ever shows a stack trace.
+
+A database that is busy (lock or statement timeout) or down (refused, restarting) is not a
+bug: 503 `unavailable` with Retry-After, wherever it was met (an endpoint, or the session
+middleware). Any other unhandled error is a 500 that says `Connection: close`, because the
+server drops the connection after it (Starlette re-raises it) and a client keeping the
+connection alive must know not to send its next request there."""
 
 from __future__ import annotations
 
@@ -11,7 +17,9 @@ import orjson
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from services.db import Unavailable, unavailability
 from services.errors import (
     Conflict,
     DomainError,
@@ -163,18 +171,78 @@ async def body_too_large_handler(request: Request, exc: Exception) -> Response:
     )
 
 
+RETRY_AFTER_SECONDS = {Unavailable.busy: 2, Unavailable.down: 5}
+_UNAVAILABLE_DETAIL = {
+    Unavailable.busy: "The service is busy right now and nothing was changed. "
+    "Please try again in a moment.",
+    Unavailable.down: "The service cannot reach its database right now and nothing was "
+    "changed. Please try again in a moment.",
+}
+CLOSE = {"Connection": "close"}
+
+
+def unavailable_response(
+    request: Request, kind: Unavailable, *, extra_headers: dict[str, str] | None = None
+) -> Response:
+    return problem_response(
+        request,
+        status=503,
+        code="unavailable",
+        detail=_UNAVAILABLE_DETAIL[kind],
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS[kind]), **(extra_headers or {})},
+    )
+
+
 async def server_error_handler(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    # Starlette re-raises after this answer and the server then closes the connection.
+    kind = unavailability(exc)
     try:
+        if kind is not None:
+            log.warning("database %s on %s %s: %s", kind, request.method, request.url.path, exc)
+            return unavailable_response(request, kind, extra_headers=CLOSE)
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
         return problem_response(
             request,
             status=500,
             code="internal_error",
             detail="Something went wrong on our side. It has been logged; please try again.",
+            headers=CLOSE,
         )
     except Exception:  # the error page itself failed: answer in plain text
         log.exception("error page failed")
-        return HTMLResponse("Internal server error", status_code=500)
+        return HTMLResponse("Internal server error", status_code=500, headers=CLOSE)
+
+
+class UnavailableMiddleware:
+    """Answers 503 `unavailable` (with Retry-After) when the database is busy or down, and
+    keeps the connection open: the request was fine, only the database could not serve it
+    now. Sits outside the session middleware, which reads the database too. Anything else,
+    or anything after the response started, goes on to the 500 handler."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception as exc:
+            kind = unavailability(exc)
+            if kind is None or started:
+                raise
+            request = Request(scope)
+            log.warning("database %s on %s %s: %s", kind, request.method, request.url.path, exc)
+            await unavailable_response(request, kind)(scope, receive, send)
 
 
 EXCEPTION_HANDLERS = {

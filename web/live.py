@@ -37,10 +37,12 @@ from starlette.responses import Response
 
 from services import events, policy, tokens, websessions
 from services.db import transaction
+from services.errors import Invalid
 from services.models import Event
 from services.policy import Actor
 from web.broker import POLL_SECONDS, LocalBroker
 from web.context import Caller, _bearer, broker_of, identify, session_state, sessions_of
+from web.endpoints.parsing import whole_number
 
 log = logging.getLogger("peerboard.live")
 
@@ -86,12 +88,14 @@ class Fanout(Protocol[V]):
 
 
 def last_event_id(request: Request) -> int:
+    """The event to resume after, or -1 (start from now). The header is advisory: a value
+    that is not an event id (not a whole number within the events table's INTEGER id, 0 to
+    2147483647) is ignored rather than refused, as if the client had sent none."""
     raw = request.headers.get("last-event-id") or request.query_params.get("last_event_id")
     try:
-        value = int(raw) if raw else -1
-    except ValueError:
-        value = -1
-    return value if value >= 0 else -1
+        return whole_number((raw or "").strip(), field="Last-Event-ID", minimum=0)
+    except Invalid:
+        return -1
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,5 @@
-"""Pure ASGI middleware: security headers with a per-request CSP nonce, and body limits.
+"""Pure ASGI middleware: security headers with a per-request CSP nonce, body limits, and
+no NUL characters in paths, queries or forms.
 
 Pure ASGI (not BaseHTTPMiddleware) so streaming responses such as Server-Sent Events pass
 through untouched.
@@ -10,9 +11,11 @@ import re
 import secrets
 
 from starlette.datastructures import MutableHeaders
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from web.errors import BodyTooLarge
+from services.errors import Problem
+from web.errors import BodyTooLarge, problem_response
 
 # An origin as web/sessions.py or an LTI endpoint puts it in the scope: nothing that could
 # end a CSP directive or add a source expression.
@@ -147,3 +150,75 @@ class BodyLimitMiddleware:
             return message
 
         await self.app(scope, counting_receive, send)
+
+
+async def _refusing_receive() -> Message:
+    raise BodyTooLarge
+
+
+class NulGuardMiddleware:
+    """No NUL character reaches an endpoint from the path, the query string or a
+    url-encoded form: PostgreSQL cannot store or compare one, and no text needs it. A NUL
+    in the path is 404 (no such thing); in the query or a form, 422 `invalid`.
+    (JSON bodies are checked where they are decoded, in web/endpoints/parsing.py.)"""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        if "\x00" in scope["path"]:
+            await self._refuse(scope, receive, send, 404, "There is nothing at this address.")
+            return
+        if _has_nul(scope.get("query_string", b"")):
+            await self._refuse(scope, receive, send, 422, "The query must not contain NUL.")
+            return
+        headers = dict(scope["headers"])
+        kind = headers.get(b"content-type", b"").split(b";")[0].strip().lower()
+        if kind != b"application/x-www-form-urlencoded":
+            await self.app(scope, receive, send)
+            return
+        # A form is small (BodyLimitMiddleware bounds it): read it whole, check, replay.
+        chunks = []
+        more = True
+        try:
+            while more:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    return
+                chunks.append(message.get("body", b""))
+                more = message.get("more_body", False)
+        except BodyTooLarge:  # the endpoint reading its form meets it, and answers 413
+            await self.app(scope, _refusing_receive, send)
+            return
+        body = b"".join(chunks)
+        if _has_nul(body):
+            await self._refuse(scope, receive, send, 422, "The form must not contain NUL.")
+            return
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        await self.app(scope, replay, send)
+
+    async def _refuse(
+        self, scope: Scope, receive: Receive, send: Send, status: int, detail: str
+    ) -> None:
+        request = Request(scope, receive)
+        code = "not_found" if status == 404 else "invalid"
+        problems = [Problem("must not contain NUL characters")] if status == 422 else None
+        response = problem_response(
+            request, status=status, code=code, detail=detail, problems=problems
+        )
+        await response(scope, receive, send)
+
+
+def _has_nul(raw: bytes) -> bool:
+    return b"\x00" in raw or b"%00" in raw

@@ -19,9 +19,9 @@ from services.views import (
 )
 from web.endpoints import papers as p
 from web.endpoints import reviews as r
-from web.openapi import SSE, SSE_SCHEMA, ApiRoute, Operation
+from web.openapi import SSE, SSE_SCHEMA, STREAM, ApiRoute, Operation
 
-A = "/assignments/{assignment:int}"
+A = "/assignments/{assignment:id}"
 WRITE = (400, 404, 409, 415, 422)
 
 
@@ -30,9 +30,9 @@ def page_routes() -> list[BaseRoute]:
         Route(f"{A}/paper", p.paper_page, name="reviews:paper"),
         Route(f"{A}/paper", p.paper_form, methods=["POST"], name="reviews:paper:save"),
         Route(f"{A}/review-tasks", r.tasks_page, name="reviews:tasks"),
-        Route("/review-tasks/{task}", r.review_page, name="reviews:task"),
+        Route("/review-tasks/{task:public}", r.review_page, name="reviews:task"),
         Route(f"{A}/feedback", r.feedback_page, name="reviews:feedback"),
-        Route("/reviews/{review}/rating", r.rating_form, methods=["POST"],
+        Route("/reviews/{review:public}/rating", r.rating_form, methods=["POST"],
               name="reviews:rating"),
         Route(f"{A}/review-dashboard", r.dashboard_page, name="reviews:dashboard"),
         Route(f"{A}/phase", r.phase_form, methods=["POST"], name="reviews:phase"),
@@ -81,7 +81,7 @@ def api_routes() -> list[ApiRoute]:
                                      "reviews", {204: None},
                                      request_body={"application/json": r.ExclusionCreate},
                                      errors=WRITE)),
-        ApiRoute("/review-tasks/{task}/move", r.api_move_task, methods=["POST"],
+        ApiRoute("/review-tasks/{task:public}/move", r.api_move_task, methods=["POST"],
                  name="api:tasks:move",
                  operation=Operation("Move an unsubmitted task to another student (staff); "
                                      "without `reviewer` Peerboard picks one",
@@ -91,10 +91,11 @@ def api_routes() -> list[ApiRoute]:
         ApiRoute(f"{A}/review-tasks", r.api_my_tasks, methods=["GET"], name="api:tasks:mine",
                  operation=Operation("My review tasks", "reviews", {200: list[TaskSummaryView]},
                                      errors=(404,))),
-        ApiRoute("/review-tasks/{task}", r.api_task, methods=["GET"], name="api:tasks:detail",
+        ApiRoute("/review-tasks/{task:public}", r.api_task, methods=["GET"],
+                 name="api:tasks:detail",
                  operation=Operation("A review task: the paper (by its code) and my review",
                                      "reviews", {200: TaskDetailView}, errors=(404,))),
-        ApiRoute("/review-tasks/{task}/review", r.api_save_review, methods=["PUT"],
+        ApiRoute("/review-tasks/{task:public}/review", r.api_save_review, methods=["PUT"],
                  name="api:reviews:save",
                  operation=Operation(
                      "Save my review (draft), or submit it", "reviews", {200: TaskDetailView},
@@ -102,14 +103,14 @@ def api_routes() -> list[ApiRoute]:
                      description="Every quote must be a passage of the paper (whitespace "
                                  "may differ). Send the version you last saw: 409 if it "
                                  "changed.")),
-        ApiRoute("/review-tasks/{task}/reopen", r.api_reopen, methods=["POST"],
+        ApiRoute("/review-tasks/{task:public}/reopen", r.api_reopen, methods=["POST"],
                  name="api:reviews:reopen",
                  operation=Operation("Reopen a submitted review (staff)", "reviews",
                                      {200: TaskDetailView}, errors=(404, 409))),
         ApiRoute(f"{A}/feedback", r.api_feedback, methods=["GET"], name="api:feedback",
                  operation=Operation("The reviews of my paper, once feedback is released",
                                      "reviews", {200: FeedbackView}, errors=(404,))),
-        ApiRoute("/reviews/{review}/rating", r.api_rate, methods=["POST"],
+        ApiRoute("/reviews/{review:public}/rating", r.api_rate, methods=["POST"],
                  name="api:reviews:rate",
                  operation=Operation("Rate how helpful a review of my paper was", "reviews",
                                      {200: RatingView},
@@ -137,7 +138,7 @@ def api_routes() -> list[ApiRoute]:
                  name="api:reviews:events",
                  operation=Operation(
                      "Live review status (text/event-stream)", "reviews", {200: SSE_SCHEMA},
-                     errors=(404,), media_types=SSE,
+                     errors=(404,), media_types=SSE, params=STREAM,
                      description="Staff get completion counts; reviewers get changes to "
                                  "their own tasks. `?poll=1` returns what is pending and ends.")),
     ]  # fmt: skip

@@ -9,15 +9,15 @@ from services.webhooks import DeliveryView, EndpointCreatedView, EndpointView
 from web.endpoints import webhooks as w
 from web.openapi import ApiRoute, Operation
 
-C = "/cohorts/{cohort}/webhooks"
+C = "/cohorts/{cohort:slug}/webhooks"
 
 
 def page_routes() -> list[BaseRoute]:
     return [
         Route(C, w.page, name="webhooks:page"),
         Route(C, w.create_form, methods=["POST"], name="webhooks:create"),
-        Route(C + "/{webhook}/test", w.test_form, methods=["POST"], name="webhooks:test"),
-        Route(C + "/{webhook}/delete", w.delete_form, methods=["POST"],
+        Route(C + "/{webhook:public}/test", w.test_form, methods=["POST"], name="webhooks:test"),
+        Route(C + "/{webhook:public}/delete", w.delete_form, methods=["POST"],
               name="webhooks:delete"),
     ]  # fmt: skip
 
@@ -42,15 +42,15 @@ def api_routes() -> list[ApiRoute]:
                      "webhooks", {201: EndpointCreatedView},
                      request_body={"application/json": w.EndpointCreate},
                      errors=(400, 403, 404, 415, 422), description=SIGNED)),
-        ApiRoute("/webhooks/{webhook}", w.api_delete, methods=["DELETE"],
+        ApiRoute("/webhooks/{webhook:public}", w.api_delete, methods=["DELETE"],
                  name="api:webhooks:delete",
                  operation=Operation("Remove an endpoint", "webhooks", {204: None},
                                      errors=(403, 404))),
-        ApiRoute("/webhooks/{webhook}/test", w.api_test, methods=["POST"],
+        ApiRoute("/webhooks/{webhook:public}/test", w.api_test, methods=["POST"],
                  name="api:webhooks:test",
                  operation=Operation("Queue a webhook.test event to the endpoint", "webhooks",
                                      {202: DeliveryView}, errors=(403, 404))),
-        ApiRoute("/webhooks/{webhook}/deliveries", w.api_deliveries, methods=["GET"],
+        ApiRoute("/webhooks/{webhook:public}/deliveries", w.api_deliveries, methods=["GET"],
                  name="api:webhooks:deliveries",
                  operation=Operation("The endpoint's delivery log, newest first", "webhooks",
                                      {200: list[DeliveryView]}, errors=(404,))),

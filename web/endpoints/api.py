@@ -26,6 +26,7 @@ from services.views import TokenCreatedView
 from web.context import session_state, unit_of_work, unit_of_work_caller
 from web.endpoints.parsing import media_type, read_model
 from web.errors import ApiError
+from web.ratelimit import JOIN, rate_limits_of
 from web.responses import json_response
 
 ASSIGNMENT_MEDIA_TYPES = ("application/json", "text/plain", "application/toml")
@@ -221,6 +222,7 @@ async def join(request: Request) -> Response:
     data = await read_model(request, JoinRequest)
     async with unit_of_work(request) as (session, actor):
         _signed_in(actor)
+        await rate_limits_of(request).hit(request, JOIN, person=actor.user_id)
         cohort = await memberships.join_with_code(session, actor=actor, code=data.code)
         view = cohorts.present_cohort(cohort, actor=await _refreshed(session, actor))
     return json_response(view)

@@ -20,6 +20,7 @@ from services import assignments, cohorts
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import LatePolicy
 from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
+from web.endpoints.parsing import whole_number
 
 DEADLINES = ("paper_due_at", "review_due_at")
 
@@ -55,10 +56,7 @@ def parse(form: FormData, zone: ZoneInfo | None = None) -> tuple[int, assignment
     Invalid (every problem at once) otherwise."""
     zone = zone or ZoneInfo("UTC")
     problems: list[Problem] = []
-    try:
-        version = int(_text(form, "version"))
-    except ValueError:
-        raise Invalid(problems=[Problem("is missing; reload the page", field="version")]) from None
+    version = whole_number(_text(form, "version"), field="version")
     dues = {name: _when(_text(form, name), name, problems, zone) for name in DEADLINES}
     try:
         late_policy = LatePolicy(_text(form, "late_policy"))
@@ -68,9 +66,9 @@ def parse(form: FormData, zone: ZoneInfo | None = None) -> tuple[int, assignment
     reviews_per_paper: int | None = None
     if raw := _text(form, "reviews_per_paper"):
         try:
-            reviews_per_paper = int(raw)
-        except ValueError:
-            problems.append(Problem("must be a whole number", field="reviews_per_paper"))
+            reviews_per_paper = whole_number(raw, field="reviews_per_paper")
+        except Invalid as exc:
+            problems += exc.problems
     if problems:
         raise Invalid(problems=problems)
     change = assignments.SettingsChange(

@@ -25,7 +25,7 @@ from web import idempotency as idempotent
 from web import live
 from web.context import session_state, templates_of, unit_of_work
 from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
-from web.endpoints.parsing import read_model
+from web.endpoints.parsing import query_number, read_model, whole_number
 from web.errors import PROBLEM_TYPE
 from web.responses import ORJSONResponse, json_response
 
@@ -74,21 +74,11 @@ class MarkRead(BaseModel):
     ids: list[str] | None = Field(default=None, description="Omit to mark all read")
 
 
-def _int(request: Request, name: str, default: int) -> int:
-    raw = request.query_params.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise Invalid(problems=[Problem("must be a whole number", field=name)]) from None
-
-
 def _thread_query(request: Request) -> dict[str, Any]:
     return {
         "sort": request.query_params.get("sort", "oldest"),
-        "page": _int(request, "page", 1),
-        "per_page": _int(request, "per_page", discussions.DEFAULT_PER_PAGE),
+        "page": query_number(request, "page", 1),
+        "per_page": query_number(request, "per_page", discussions.DEFAULT_PER_PAGE),
         "focus": request.query_params.get("focus") or None,
     }
 
@@ -504,9 +494,7 @@ async def _thread_of(session: AsyncSession, actor: Actor, post_id: str) -> str:
 async def edit_form(request: Request) -> Response:
     form = await request.form()
     post_id = request.path_params["post"]
-    version = _field(form, "version")
-    if not version.isdigit():
-        raise Invalid(problems=[Problem("must be a whole number", field="version")])
+    version = whole_number(_field(form, "version"), field="version")
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
@@ -516,7 +504,7 @@ async def edit_form(request: Request) -> Response:
             actor=caller.actor,
             post_id=post_id,
             body=_field(form, "body"),
-            version=int(version),
+            version=version,
         )
     return redirect_with_flash(
         request, _back(request, thread_id, f"post-{post_id}"), "Your edit is saved."

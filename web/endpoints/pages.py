@@ -21,6 +21,8 @@ from services.errors import Invalid, Problem
 from services.models import Cohort, Role
 from services.policy import Actor
 from web.context import Caller, templates_of, unit_of_work_caller
+from web.endpoints.parsing import whole_number
+from web.ratelimit import JOIN, rate_limits_of
 
 FLASH_KEY = "flash"
 
@@ -107,6 +109,7 @@ async def join(request: Request) -> Response:
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
+        await rate_limits_of(request).hit(request, JOIN, person=caller.actor.user_id)
         cohort = await memberships.join_with_code(
             session, actor=caller.actor, code=_field(form, "code")
         )
@@ -259,11 +262,8 @@ async def join_code_form(request: Request) -> Response:
     days = _field(form, "valid_days").strip()
     expires_at = None
     if days and not disable:
-        if not days.isdigit() or not 1 <= int(days) <= 365:
-            raise Invalid(
-                problems=[Problem("must be a whole number of days (1-365)", field="valid_days")]
-            )
-        expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=int(days))
+        valid_days = whole_number(days, field="valid_days", minimum=1, maximum=365)
+        expires_at = datetime.now(UTC).replace(microsecond=0) + timedelta(days=valid_days)
     async with page_unit(request, form) as (session, caller):
         await memberships.rotate_join_code(
             session, actor=caller.actor, slug=slug, expires_at=expires_at, disable=disable

@@ -43,7 +43,7 @@ from web import live
 from web.charts import bar_chart
 from web.context import templates_of, unit_of_work
 from web.endpoints.pages import FLASH_KEY, page_unit
-from web.endpoints.parsing import read_model
+from web.endpoints.parsing import read_model, whole_number
 from web.responses import json_response
 
 # --- request bodies ------------------------------------------------------------------------
@@ -446,9 +446,7 @@ async def feedback_page(request: Request) -> Response:
 
 async def rating_form(request: Request) -> Response:
     form = await request.form()
-    raw = _field(form, "rating")
-    if not raw.isdigit():
-        raise Invalid(problems=[Problem("choose 1 to 5", field="rating")])
+    rating = whole_number(_field(form, "rating"), field="rating", minimum=1, maximum=5)
     async with page_unit(request, form) as (session, caller):
         if caller.user is None:
             return _signin(request)
@@ -456,7 +454,7 @@ async def rating_form(request: Request) -> Response:
             session,
             actor=caller.actor,
             review_id=request.path_params["review"],
-            rating=int(raw),
+            rating=rating,
             comment=_field(form, "comment"),
         )
     back = _field(form, "back")
@@ -497,10 +495,7 @@ async def dashboard_page(request: Request) -> Response:
 
 
 def _user_id(form: FormData, name: str) -> int:
-    try:
-        return int(_field(form, name))
-    except ValueError:
-        raise Invalid(problems=[Problem("choose a student", field=name)]) from None
+    return whole_number(_field(form, name), field=name, minimum=0)
 
 
 def _path(request: Request, name: str) -> str:
