@@ -1101,6 +1101,7 @@ class LiveViewer:
 
     actor: Actor
     has_posted: bool  # post-first standing then (it only ever turns true)
+    channel: str  # the thread's events channel
 
 
 @dataclass(frozen=True)
@@ -1116,7 +1117,9 @@ class LivePosts:
 async def admit_live_viewer(session: AsyncSession, *, actor: Actor, thread_id: str) -> LiveViewer:
     """A viewer opening a thread's stream: NotFound unless they may read the thread."""
     ctx = await access_thread(session, actor=actor, thread_id=thread_id)
-    return LiveViewer(actor=actor, has_posted=ctx.scope.has_posted)
+    assert ctx.thread.id is not None
+    channel = events.thread_channel(ctx.thread.id)
+    return LiveViewer(actor=actor, has_posted=ctx.scope.has_posted, channel=channel)
 
 
 async def present_live_posts(

@@ -1,5 +1,6 @@
 // The thread page's one composer and one flag form move under the post they are for (the
-// links also work without JavaScript: they reload the page with the form set for the post).
+// Reply and Flag buttons also work without JavaScript: they reload the page with the form
+// set for the post).
 (function () {
   "use strict";
   var composer = document.getElementById("composer");
@@ -39,18 +40,20 @@
   }
 
   document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest("a");
-    if (!link) return;
-    if (composer && link.hasAttribute("data-reply")) {
+    var target = event.target.closest && event.target.closest("a, button[form=pick]");
+    if (!target) return;
+    // The Reply and Flag buttons (without JavaScript they reload the page, form set).
+    var pick = target.tagName === "BUTTON" ? target.name : "";
+    if (composer && pick === "reply_to") {
       event.preventDefault();
-      replyTo(link.getAttribute("data-reply"), link);
-    } else if (composer && link.hasAttribute("data-reply-cancel")) {
+      replyTo(target.value, target);
+    } else if (composer && target.hasAttribute("data-reply-cancel")) {
       event.preventDefault();
-      replyTo("", link);
-    } else if (flagPanel && link.hasAttribute("data-flag")) {
+      replyTo("", target);
+    } else if (flagPanel && pick === "flag") {
       event.preventDefault();
-      flag(link.getAttribute("data-flag"), link);
-    } else if (flagPanel && link.hasAttribute("data-flag-cancel")) {
+      flag(target.value, target);
+    } else if (flagPanel && target.hasAttribute("data-flag-cancel")) {
       event.preventDefault();
       flagPanel.hidden = true;
     }
