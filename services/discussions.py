@@ -1186,6 +1186,7 @@ async def present_live_posts(
         phase=generic_scope.assignment_phase,
     )
     audiences: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
+    personals: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
     out: list[LivePosts | None] = []
     for viewer in viewers:
         actor = viewer.actor
@@ -1218,8 +1219,12 @@ async def present_live_posts(
         me = actor.user_id
         if me is not None:
             mine = [r for r in rows if r["author_id"] == me or (r["id"], me) in votes]
-            if mine:
-                posts = dict(shared)
+            # One person in several tabs (or on several devices) is presented once.
+            personal = personals.get((key, me)) if mine else None
+            if personal is not None:
+                posts = personal
+            elif mine:
+                posts = personals[(key, me)] = dict(shared)
                 for r in mine:
                     posts[r["id"]] = present_post_row(
                         actor,
