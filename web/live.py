@@ -67,7 +67,7 @@ QUEUE_BATCHES = 256
 # Stream openings (and catch-up reads) running at once in a process: below the connection
 # pool (SQLAlchemy's default holds 5 + 10), leaving room for everything else.
 ADMISSION_SLOTS = 4
-ADMISSION_WAIT_SECONDS = 20.0
+ADMISSION_WAIT_SECONDS = 60.0
 RETRY_AFTER_SECONDS = 5
 # How long a client waits before reconnecting after the stream ends (the SSE `retry:`).
 RECONNECT_MS = 2000

@@ -100,13 +100,32 @@
     el.classList.add("is-new");
   }
 
-  var source = new EventSource(thread.getAttribute("data-events"));
-  ["post_created", "post_edited", "post_hidden", "post_unhidden", "post_deleted"].forEach(
-    function (name) {
-      source.addEventListener(name, function (event) {
-        var data = JSON.parse(event.data);
-        if (data.html && data.post) place(data);
-      });
+  // The browser reconnects by itself after a dropped stream; a refused one (503 while a
+  // lecture hall connects at once) it gives up on, so we open it again, later each time,
+  // from the last event seen.
+  var lastId = "";
+  var delay = 2000;
+  function open() {
+    var url = thread.getAttribute("data-events");
+    if (lastId) {
+      url += (url.indexOf("?") < 0 ? "?" : "&") + "last_event_id=" + encodeURIComponent(lastId);
     }
-  );
+    var source = new EventSource(url);
+    ["post_created", "post_edited", "post_hidden", "post_unhidden", "post_deleted"].forEach(
+      function (name) {
+        source.addEventListener(name, function (event) {
+          if (event.lastEventId) lastId = event.lastEventId;
+          delay = 2000;
+          var data = JSON.parse(event.data);
+          if (data.html && data.post) place(data);
+        });
+      }
+    );
+    source.addEventListener("error", function () {
+      if (source.readyState !== EventSource.CLOSED) return;
+      setTimeout(open, delay + Math.random() * delay);
+      delay = Math.min(delay * 2, 60000);
+    });
+  }
+  open();
 })();
