@@ -44,6 +44,8 @@ class Tally:
     latencies: list[float] = field(default_factory=list)
     delivered: int = 0
     failed: int = 0
+    opened: int = 0
+    statuses: dict[str, int] = field(default_factory=dict)
 
 
 async def subscriber(
@@ -62,10 +64,13 @@ async def subscriber(
     seen: set[bytes] = set()
     buffer = b""
     try:
-        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
-        if b" 200 " not in head.split(b"\r\n", 1)[0]:
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 90)
+        status = head.split(b"\r\n", 1)[0].split(b" ")[1].decode()
+        if status != "200":
             tally.failed += 1
+            tally.statuses[status] = tally.statuses.get(status, 0) + 1
             return
+        tally.opened += 1
         ready.set()
         while time.monotonic() < stop:
             try:
@@ -122,7 +127,7 @@ async def scenario(
 ) -> Tally:
     tally = Tally()
     ready = asyncio.Event()
-    stop = time.monotonic() + 60 + subscribers / 100 + events * interval
+    stop = time.monotonic() + 120 + subscribers / 25 + events * interval
     tasks = []
     for i in range(subscribers):
         thread = threads[i % len(threads)]
@@ -132,7 +137,13 @@ async def scenario(
         if i % 100 == 99:
             await asyncio.sleep(0.05)  # do not flood the accept queue
     await asyncio.wait_for(ready.wait(), 60)
-    await asyncio.sleep(1.0 + subscribers / 1000)  # every stream open
+    # Every stream open (or refused), bounded: a subscriber that opens after the first
+    # reply would count as undelivered.
+    for _ in range(int(300 + subscribers / 5)):  # bounded: 30 s + 20 ms per subscriber
+        if tally.opened + tally.failed >= subscribers:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
     for n in range(events):
         started = time.monotonic()
         for thread in threads:
@@ -165,6 +176,8 @@ def report(name: str, tally: Tally, expected: int, rss: float) -> None:
         f"{name:<44} {statistics.median(lat) * 1e3:>8.0f} {p99 * 1e3:>8.0f} "
         f"{lat[-1] * 1e3:>8.0f} {tally.delivered:>7}/{expected:<7} {rss:>8.0f}"
     )
+    if tally.failed:
+        print(f"    ({tally.failed} streams failed; statuses: {tally.statuses or 'none'})")
 
 
 async def extra_threads(url: str, thread: str, count: int) -> list[str]:

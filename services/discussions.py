@@ -765,20 +765,17 @@ async def read_thread(
         .scalar_subquery()
     )
     slug_q = select(col(Cohort.slug)).where(col(Cohort.id) == scope.cohort_id).scalar_subquery()
-    stamp, following, cohort_slug = (
-        await session.execute(sa.select(stamp_q, follow_q, slug_q))
+    # The viewer's votes in this thread, as one string of post ids (one round trip less).
+    votes_q = (
+        select(sa.func.aggregate_strings(sa.cast(col(PostVote.post_id), sa.String), ","))
+        .join(Post, col(Post.id) == col(PostVote.post_id))
+        .where(col(Post.thread_id) == thread.id, col(PostVote.user_id) == viewer)
+        .scalar_subquery()
+    )
+    stamp, following, cohort_slug, voted = (
+        await session.execute(sa.select(stamp_q, follow_q, slug_q, votes_q))
     ).one()
-    my_votes: set[int] = set()
-    if actor.user_id is not None:
-        my_votes = set(
-            (
-                await session.execute(
-                    select(col(PostVote.post_id))
-                    .join(Post, col(Post.id) == col(PostVote.post_id))
-                    .where(col(Post.thread_id) == thread.id, col(PostVote.user_id) == viewer)
-                )
-            ).scalars()
-        )
+    my_votes = {int(v) for v in voted.split(",")} if voted and actor.user_id is not None else set()
     can_post = policy.can_post(actor, scope)
     # The public id, not the row id: it is random, so two databases never share a key.
     key = (thread.public_id, stamp, sort, page, per_page, focus, staff, thread.locked, can_post)
@@ -1102,6 +1099,7 @@ class LiveViewer:
 
     actor: Actor
     has_posted: bool  # post-first standing then (it only ever turns true)
+    channel: str  # the thread's events channel
 
 
 @dataclass(frozen=True)
@@ -1117,7 +1115,9 @@ class LivePosts:
 async def admit_live_viewer(session: AsyncSession, *, actor: Actor, thread_id: str) -> LiveViewer:
     """A viewer opening a thread's stream: NotFound unless they may read the thread."""
     ctx = await access_thread(session, actor=actor, thread_id=thread_id)
-    return LiveViewer(actor=actor, has_posted=ctx.scope.has_posted)
+    assert ctx.thread.id is not None
+    channel = events.thread_channel(ctx.thread.id)
+    return LiveViewer(actor=actor, has_posted=ctx.scope.has_posted, channel=channel)
 
 
 async def present_live_posts(
@@ -1184,6 +1184,7 @@ async def present_live_posts(
         phase=generic_scope.assignment_phase,
     )
     audiences: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
+    personals: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
     out: list[LivePosts | None] = []
     for viewer in viewers:
         actor = viewer.actor
@@ -1216,8 +1217,12 @@ async def present_live_posts(
         me = actor.user_id
         if me is not None:
             mine = [r for r in rows if r["author_id"] == me or (r["id"], me) in votes]
-            if mine:
-                posts = dict(shared)
+            # One person in several tabs (or on several devices) is presented once.
+            personal = personals.get((key, me)) if mine else None
+            if personal is not None:
+                posts = personal
+            elif mine:
+                posts = personals[(key, me)] = dict(shared)
                 for r in mine:
                     posts[r["id"]] = present_post_row(
                         actor,

@@ -4,14 +4,26 @@ Each stream (a thread's posts, an assignment's review status, a workspace) descr
 with a `Fanout`: how to read its events after an id, how to admit a viewer, and how to
 render a batch for many viewers at once (once per audience, the per-viewer parts derived
 from rows already read). In each process one `Feed` per stream reads each new batch once,
-in one transaction, renders it for all its subscribers and pushes the result to their
-bounded queues. The database work per event is therefore constant, whatever the number of
-subscribers (and on PostgreSQL a feed holds one pooled connection only while it reads).
+in one transaction, renders it for all its subscribers, encodes each distinct event's bytes
+once, and pushes them to the subscribers' bounded queues. The database work per event is
+therefore constant, whatever the number of subscribers (and on PostgreSQL a feed holds one
+pooled connection only while it reads).
 
-The events table stays the truth: a subscriber that falls behind (its queue fills) is
-dropped and its client resumes with `Last-Event-ID`; one that joins late, or misses a batch
-while joining, reads the gap itself. The broker only wakes feeds (`web/broker.py`); feeds
-also poll every few seconds, so a broker outage costs latency, never data.
+Each subscriber is a lean ASGI response (`EventStream`): it writes the bytes its queue
+hands it, nothing more. Heartbeats come from the feed (one comment line to every queue
+every HEARTBEAT_SECONDS, not a timer per subscriber); a task parked on `receive` ends the
+stream when the client goes; a client that does not read (its queue fills, or one write
+waits longer than SEND_TIMEOUT_SECONDS) is dropped.
+
+The events table stays the truth: a subscriber that falls behind is dropped and its client
+resumes with `Last-Event-ID`; one that joins late, or misses a batch while joining, reads
+the gap itself. The broker only wakes feeds (`web/broker.py`); feeds also poll every few
+seconds, so a broker outage costs latency, never data.
+
+Opening a stream is one read transaction (who is asking, may they read it, where to start,
+how they proved it). At most ADMISSION_SLOTS of those run at once per process, well below
+the connection pool, so a lecture hall connecting at once queues instead of exhausting the
+pool; one that waits longer than ADMISSION_WAIT_SECONDS gets a 503 with Retry-After.
 
 Standing is re-checked for all subscribers of the process every RECHECK_SECONDS with a
 handful of queries (tokens, browser sessions, roles): a revoked token, a sign-out or a
@@ -24,16 +36,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
+import time
 import weakref
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sse_starlette.event import ServerSentEvent
-from sse_starlette.sse import EventSourceResponse
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.types import Message, Receive, Scope, Send
 
 from services import events, policy, tokens, websessions
 from services.db import transaction
@@ -43,18 +56,30 @@ from services.policy import Actor
 from web.broker import POLL_SECONDS, LocalBroker
 from web.context import Caller, _bearer, broker_of, identify, session_state, sessions_of
 from web.endpoints.parsing import whole_number
+from web.errors import ApiError
 
 log = logging.getLogger("peerboard.live")
 
-HEARTBEAT_SECONDS = 15
-SEND_TIMEOUT_SECONDS = 30
+HEARTBEAT_SECONDS = 15.0
+SEND_TIMEOUT_SECONDS = 30.0
 RECHECK_SECONDS = 5.0
 # Batches waiting for one subscriber; a subscriber this far behind is dropped (it resumes
 # from the events table with Last-Event-ID).
 QUEUE_BATCHES = 256
+# Stream openings (and catch-up reads) running at once in a process: below the connection
+# pool (SQLAlchemy's default holds 5 + 10), leaving room for everything else.
+ADMISSION_SLOTS = 4
+ADMISSION_WAIT_SECONDS = 60.0
+RETRY_AFTER_SECONDS = 5
+# How long a client waits before reconnecting after the stream ends (the SSE `retry:`).
+RECONNECT_MS = 2000
+# A token's last use is recorded at most this often per process by stream openings.
+TOUCH_EVERY_SECONDS = 60.0
 
 # (event id, event name, JSON data)
 Item = tuple[int, str, str]
+# (event id, the event encoded for the wire)
+Part = tuple[int, bytes]
 V = TypeVar("V")
 
 
@@ -87,6 +112,14 @@ class Fanout(Protocol[V]):
         ...
 
 
+@runtime_checkable
+class Positioned(Protocol):
+    """A fanout that can say where its stream stands now (read in the admission's own
+    transaction, after `admit`), for clients that bring no Last-Event-ID."""
+
+    async def latest(self, session: AsyncSession) -> int: ...
+
+
 def last_event_id(request: Request) -> int:
     """The event to resume after, or -1 (start from now). The header is advisory: a value
     that is not an event id (not a whole number within the events table's INTEGER id, 0 to
@@ -96,6 +129,21 @@ def last_event_id(request: Request) -> int:
         return whole_number((raw or "").strip(), field="Last-Event-ID", minimum=0)
     except Invalid:
         return -1
+
+
+_LINE_BREAK = re.compile(r"\r\n|\r|\n")
+
+
+def encode(item: Item) -> bytes:
+    """One event in the text/event-stream format."""
+    event_id, name, data = item
+    lines = _LINE_BREAK.split(data) if ("\n" in data or "\r" in data) else (data,)
+    payload = "".join(f"data: {line}\n" for line in lines)
+    return f"id: {event_id}\nevent: {name}\n{payload}\n".encode()
+
+
+def encode_all(items: Sequence[Item]) -> bytes:
+    return b"".join(encode(i) for i in items)
 
 
 @dataclass(frozen=True)
@@ -108,6 +156,8 @@ class Credential:
 
 
 _CLOSE: Any = object()
+_PING: Any = object()
+_PING_BYTES = b":\n\n"
 
 
 @dataclass(eq=False)
@@ -117,14 +167,25 @@ class Subscriber(Generic[V]):
     credential: Credential
     queue: asyncio.Queue[Any] = field(default_factory=lambda: asyncio.Queue(QUEUE_BATCHES))
     closed: bool = False
+    # The task writing this subscriber's response, and since when (loop time) its current
+    # write has waited for the client; 0.0 when it is not writing.
+    writer: asyncio.Task[Any] | None = None
+    sending_since: float = 0.0
+    dropped: bool = False
 
-    def push(self, after: int, upto: int, items: list[Item]) -> None:
+    def push(self, after: int, upto: int, parts: Any, chunk: bytes | None = None) -> None:
+        """Queue a batch: events (after, upto], as (id, bytes) parts and, when they are
+        all new to this subscriber, `chunk`, the parts already joined."""
         if self.closed:
             return
         try:
-            self.queue.put_nowait((after, upto, items))
+            self.queue.put_nowait((after, upto, parts, chunk))
         except asyncio.QueueFull:
             self.close()  # too slow: it resumes from the events table
+
+    def ping(self) -> None:
+        if not self.closed and not self.queue.full():
+            self.queue.put_nowait(_PING)
 
     def close(self) -> None:
         if self.closed:
@@ -133,6 +194,17 @@ class Subscriber(Generic[V]):
         while not self.queue.empty():
             self.queue.get_nowait()
         self.queue.put_nowait(_CLOSE)
+        if self.sending_since:  # stuck writing to a client that does not read
+            self.drop()
+
+    def drop(self) -> None:
+        """End the response at once, even in the middle of a write (the connection is
+        closed; the client reconnects with Last-Event-ID)."""
+        self.closed = True
+        writer = self.writer
+        if writer is not None and not writer.done() and not self.dropped:
+            self.dropped = True
+            writer.cancel()
 
 
 class Feed(Generic[V]):
@@ -144,6 +216,7 @@ class Feed(Generic[V]):
         self.cursor = cursor
         self.subscribers: dict[Subscriber[V], None] = {}
         self._wakeups = hub.broker.subscribe(fanout.channel).__enter__()
+        self._pinged = time.monotonic()
         self._task = asyncio.create_task(self._run(), name=f"live-feed {fanout.key}")
 
     def add(self, subscriber: Subscriber[V]) -> int:
@@ -172,8 +245,13 @@ class Feed(Generic[V]):
             except Exception:  # a database hiccup: log, wait, read again (nothing is lost)
                 log.exception("live feed %s failed to read; retrying", self.fanout.key)
                 full = False
+            now = time.monotonic()
+            if now - self._pinged >= HEARTBEAT_SECONDS:
+                self._pinged = now
+                for subscriber in list(self.subscribers):
+                    subscriber.ping()
             if not full:
-                await self._wakeups.wait(POLL_SECONDS)
+                await self._wakeups.wait(min(POLL_SECONDS, HEARTBEAT_SECONDS))
 
     async def _round(self) -> bool:
         after = self.cursor
@@ -185,10 +263,24 @@ class Feed(Generic[V]):
             rendered = await self.fanout.render(session, batch, [s.viewer for s in viewers])
         upto = batch[-1].id or after
         self.cursor = upto
+        # Viewers of one audience share their items' data strings: encode each distinct
+        # event once, and join each distinct list of events once.
+        encoded: dict[tuple[int, str, int], bytes] = {}
+        joined: dict[tuple[tuple[int, str, int], ...], tuple[tuple[Part, ...], bytes]] = {}
         for subscriber, items in zip(viewers, rendered, strict=True):
-            subscriber.push(after, upto, items)
+            key = tuple((i, name, id(data)) for i, name, data in items)
+            found = joined.get(key)
+            if found is None:
+                parts = []
+                for item, k in zip(items, key, strict=True):
+                    data_bytes = encoded.get(k)
+                    if data_bytes is None:
+                        data_bytes = encoded[k] = encode(item)
+                    parts.append((item[0], data_bytes))
+                found = joined[key] = (tuple(parts), b"".join(p for _, p in parts))
+            subscriber.push(after, upto, found[0], found[1])
         # Anyone who joined while we read starts after `after` < upto: the gap check in
-        # `Hub.stream` makes them read (after, upto] themselves.
+        # `EventStream` makes them read (after, upto] themselves.
         return len(batch) >= events.MAX_BATCH
 
 
@@ -199,6 +291,8 @@ class Hub:
         self.sessions = sessions
         self.broker = broker
         self.feeds: dict[str, Feed[Any]] = {}
+        self.admissions = asyncio.Semaphore(ADMISSION_SLOTS)
+        self.touched: dict[int, float] = {}
         self._recheck: asyncio.Task[None] | None = None
 
     def feed(self, fanout: Fanout[V], cursor: int) -> Feed[V]:
@@ -217,12 +311,21 @@ class Hub:
     async def _recheck_forever(self) -> None:
         while self.feeds:
             await asyncio.sleep(RECHECK_SECONDS)
+            self.drop_stuck()
             try:
                 await self.recheck()
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("live: re-checking subscribers failed; trying again later")
+
+    def drop_stuck(self) -> None:
+        """Drop every subscriber whose client has not taken a write for too long."""
+        now = asyncio.get_running_loop().time()
+        for feed in list(self.feeds.values()):
+            for s in list(feed.subscribers):
+                if s.sending_since and now - s.sending_since > SEND_TIMEOUT_SECONDS:
+                    s.drop()
 
     async def recheck(self) -> None:
         """Close every stream whose token or browser session ended, or whose person's roles
@@ -256,6 +359,18 @@ class Hub:
             if ended or changed:
                 s.close()
 
+    async def admission_slot(self) -> None:
+        """Wait for a free admission slot; a 503 with Retry-After when none frees in time."""
+        try:
+            async with asyncio.timeout(ADMISSION_WAIT_SECONDS):
+                await self.admissions.acquire()
+        except TimeoutError:
+            raise ApiError(
+                503,
+                "Too many live streams are opening at once; try again in a few seconds.",
+                headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+            ) from None
+
 
 _HUBS: weakref.WeakKeyDictionary[LocalBroker, Hub] = weakref.WeakKeyDictionary()
 
@@ -280,8 +395,58 @@ async def _credential(request: Request, session: AsyncSession, caller: Caller) -
     return Credential(user_id)
 
 
+@dataclass(frozen=True)
+class Admission(Generic[V]):
+    caller: Caller
+    viewer: V
+    credential: Credential
+    start_after: int
+
+
+async def admit(request: Request, fanout: Fanout[V], start_after: int | None) -> Admission[V]:
+    """Who is asking, whether they may follow this stream and from where: one read
+    transaction, in one of the process's admission slots."""
+    hub = hub_of(request)
+    await hub.admission_slot()
+    try:
+        async with transaction(hub.sessions, write=False) as session:
+            caller = await identify(request, session)
+            viewer = await fanout.admit(session, caller.actor)
+            credential = await _credential(request, session, caller)
+            if start_after is None or start_after < 0:
+                start_after = last_event_id(request)
+            if start_after < 0:
+                if not isinstance(fanout, Positioned):
+                    raise TypeError(f"{type(fanout).__name__} needs a start (it has no latest)")
+                start_after = await fanout.latest(session)
+        await _touch(request, hub)
+    finally:
+        hub.admissions.release()
+    return Admission(caller, viewer, credential, start_after)
+
+
+async def _touch(request: Request, hub: Hub) -> None:
+    """Record a token's use (what unit_of_work does for other requests), at most once a
+    minute per token per process: a lecture hall opening streams with one token would
+    otherwise queue a write transaction each."""
+    token_id = getattr(request.state, "touch_token_id", None)
+    if token_id is None:
+        return
+    now = time.monotonic()
+    if now - hub.touched.get(token_id, -TOUCH_EVERY_SECONDS) < TOUCH_EVERY_SECONDS:
+        return
+    hub.touched[token_id] = now
+    if len(hub.touched) > 10_000:
+        hub.touched.clear()
+    try:
+        async with transaction(hub.sessions) as session:
+            await tokens.touch(session, token_id=token_id)
+    except Exception as exc:  # bookkeeping only: never fail the stream for it
+        log.warning("live: could not record a token's use (%s)", exc)
+
+
 async def _catch_up(
-    sessions: async_sessionmaker[AsyncSession],
+    hub: Hub,
     fanout: Fanout[V],
     viewer: V,
     after: int,
@@ -289,7 +454,7 @@ async def _catch_up(
 ) -> AsyncIterator[list[Item]]:
     """Events (after, until] for one viewer, read by the subscriber itself."""
     while after < until:
-        async with transaction(sessions, write=False) as session:
+        async with hub.admissions, transaction(hub.sessions, write=False) as session:
             batch = [e for e in await fanout.read(session, after) if (e.id or 0) <= until]
             if not batch:
                 return
@@ -298,63 +463,116 @@ async def _catch_up(
         yield items
 
 
-async def respond(request: Request, *, fanout: Fanout[Any], start_after: int) -> Response:
+async def respond(
+    request: Request, *, fanout: Fanout[Any], start_after: int | None = None
+) -> Response:
     """The stream, or with `?poll=1` (clients that cannot hold a connection open, and tests)
-    one round: what is pending after Last-Event-ID, then the response ends."""
+    one round: what is pending after Last-Event-ID, then the response ends.
+
+    Without `start_after` the stream starts at the client's Last-Event-ID, or else where
+    the fanout stands now (it must then be `Positioned`)."""
+    admission = await admit(request, fanout, start_after)
     if request.query_params.get("poll") != "1":
-        return await stream(request, fanout=fanout, start_after=start_after)
-    async with transaction(sessions_of(request), write=False) as session:
-        caller = await identify(request, session)
-        viewer = await fanout.admit(session, caller.actor)
-        batch = await fanout.read(session, start_after)
-        (rendered,) = await fanout.render(session, batch, [viewer]) if batch else ([],)
-    body = "".join(f"id: {i}\nevent: {name}\ndata: {data}\n\n" for i, name, data in rendered)
-    return Response(body, media_type="text/event-stream", headers={"Cache-Control": "no-store"})
-
-
-async def stream(request: Request, *, fanout: Fanout[V], start_after: int) -> Response:
-    """An SSE response fed by this process's feed for `fanout`, from event `start_after`."""
-    sessions = sessions_of(request)
-    async with transaction(sessions, write=False) as session:
-        caller = await identify(request, session)
-        viewer = await fanout.admit(session, caller.actor)
-        credential = await _credential(request, session, caller)
+        return EventStream(hub_of(request), fanout, admission)
     hub = hub_of(request)
+    async with hub.admissions, transaction(hub.sessions, write=False) as session:
+        batch = await fanout.read(session, admission.start_after)
+        (rendered,) = await fanout.render(session, batch, [admission.viewer]) if batch else ([],)
+    return Response(
+        encode_all(rendered),
+        media_type="text/event-stream",
+        headers={"Cache-Control": "no-store"},
+    )
 
-    async def generate() -> AsyncIterator[ServerSentEvent]:
-        # Registered only once the response runs, so a client gone before that leaves
-        # nothing behind.
-        subscriber: Subscriber[V] = Subscriber(viewer, caller.actor, credential)
-        feed = hub.feed(fanout, start_after)
+
+async def stream(request: Request, *, fanout: Fanout[V], start_after: int | None) -> Response:
+    """An SSE response fed by this process's feed for `fanout`, from event `start_after`."""
+    admission = await admit(request, fanout, start_after)
+    return EventStream(hub_of(request), fanout, admission)
+
+
+class EventStream(Response, Generic[V]):
+    """A text/event-stream response fed by the process's feed: it writes the bytes its
+    queue hands it. Registered with the feed only once the response runs, so a client gone
+    before that leaves nothing behind."""
+
+    media_type = "text/event-stream"
+
+    def __init__(self, hub: Hub, fanout: Fanout[V], admission: Admission[V]) -> None:
+        self.status_code = 200
+        self.background = None
+        self.init_headers({"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+        self.hub = hub
+        self.fanout = fanout
+        self.admission = admission
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        admission = self.admission
+        subscriber: Subscriber[V] = Subscriber(
+            admission.viewer, admission.caller.actor, admission.credential
+        )
+        subscriber.writer = asyncio.current_task()
+        watcher = asyncio.create_task(_watch_disconnect(receive, subscriber))
+        feed = self.hub.feed(self.fanout, admission.start_after)
         horizon = feed.add(subscriber)
-        cursor = start_after
+        loop = asyncio.get_running_loop()
+
+        async def write(body: bytes) -> None:
+            subscriber.sending_since = loop.time()
+            await send({"type": "http.response.body", "body": body, "more_body": True})
+            subscriber.sending_since = 0.0
+
         try:
-            async for items in _catch_up(sessions, fanout, viewer, cursor, horizon):
-                for event_id, name, data in items:
-                    yield ServerSentEvent(data=data, event=name, id=str(event_id))
-                    cursor = max(cursor, event_id)
+            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+            await write(f"retry: {RECONNECT_MS}\n\n".encode())
+            cursor = admission.start_after
+            async for items in _catch_up(self.hub, self.fanout, admission.viewer, cursor, horizon):
+                if items:
+                    await write(encode_all(items))
             cursor = max(cursor, horizon)
             while True:
                 entry = await subscriber.queue.get()
                 if entry is _CLOSE:
-                    return
-                after, upto, items = entry
+                    break
+                if entry is _PING:
+                    await write(_PING_BYTES)
+                    continue
+                after, upto, parts, chunk = entry
                 if upto <= cursor:
                     continue
                 if after > cursor:  # joined while the feed was reading: read the gap
-                    async for gap in _catch_up(sessions, fanout, viewer, cursor, after):
-                        for event_id, name, data in gap:
-                            yield ServerSentEvent(data=data, event=name, id=str(event_id))
-                for event_id, name, data in items:
-                    if event_id > cursor:
-                        yield ServerSentEvent(data=data, event=name, id=str(event_id))
+                    async for gap in _catch_up(
+                        self.hub, self.fanout, admission.viewer, cursor, after
+                    ):
+                        if gap:
+                            await write(encode_all(gap))
+                    cursor = after
+                if after < cursor:  # started ahead of the feed: only what is new
+                    chunk = b"".join(p for i, p in parts if i > cursor)
+                if chunk:
+                    await write(chunk)
                 cursor = upto
+        except asyncio.CancelledError:
+            if not subscriber.dropped:
+                raise
+            # Dropped while the client did not read: end here; the server closes the
+            # connection and the client resumes with Last-Event-ID.
+            task = asyncio.current_task()
+            if task is not None:
+                task.uncancel()
+            log.info("live: dropped a subscriber that stopped reading (%s)", self.fanout.key)
+            return
         finally:
+            subscriber.closed = True
+            watcher.cancel()
             feed.remove(subscriber)
+        await send({"type": "http.response.body", "body": b"", "more_body": False})
 
-    return EventSourceResponse(
-        generate(),
-        ping=HEARTBEAT_SECONDS,
-        send_timeout=SEND_TIMEOUT_SECONDS,
-        headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"},
-    )
+
+async def _watch_disconnect(receive: Receive, subscriber: Subscriber[Any]) -> None:
+    """End the stream when the client goes."""
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            subscriber.close()
+            return

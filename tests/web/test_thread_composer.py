@@ -50,7 +50,11 @@ async def test_a_500_post_page_has_one_composer_and_stays_small(
     assert len(page.content) < 600_000, len(page.content)
     assert html.count('name="body"') == 1 + html.count('name="version"')  # composer + edits
     assert html.count('name="reason"') == 1
-    assert html.count('data-reply="') == 201 and html.count('data-flag="') == 200
+    assert html.count('name="reply_to"') == 201 and html.count('name="flag"') == 200
+    # One form behind every Vote and Delete button, one behind every Reply and Flag button.
+    replies = html[html.index('id="replies"') : html.index('id="composer"')]
+    assert replies.count("<form") == replies.count('name="version"')  # only one's own edits
+    assert html.count('id="post-acts"') == 1 and html.count('id="pick"') == 1
 
 
 async def test_reply_and_flag_links_set_the_forms_without_javascript(
@@ -59,8 +63,15 @@ async def test_reply_and_flag_links_set_the_forms_without_javascript(
     f = await _forum(people, sessions)
     thread = await _thread_with_replies(f, sessions, people, 2)
     page = (await f["ada"].get(f"/threads/{thread}")).text
-    post = re.findall(r'data-reply="([^"]+)"', page)[-1]
-    assert f"/threads/{thread}?sort=oldest&amp;page=1&amp;reply_to={post}#composer" in page
+    post = re.findall(r'name="reply_to" value="([^"]+)"', page)[-1]
+    # Reply submits the page's GET form: this page, same order and page, with reply_to.
+    pick = re.search(r'<form id="pick" method="get" action="#composer" hidden>(.*?)</form>', page)
+    assert pick is not None
+    assert re.findall(r'name="(\w+)" value="([^"]*)"', pick.group(1)) == [
+        ("sort", "oldest"),
+        ("page", "1"),
+    ]
+    assert f'<button form="pick" name="reply_to" value="{post}">' in page
 
     replying = (await f["ada"].get(f"/threads/{thread}?reply_to={post}")).text
     assert f'name="parent" value="{post}"' in replying
@@ -69,7 +80,7 @@ async def test_reply_and_flag_links_set_the_forms_without_javascript(
     assert 'id="flag-panel"' in flagging and 'id="flag-panel" data-flag-action' in flagging
 
     # Not a post on the page, or one the viewer may not flag (their own): nothing is set.
-    own = re.findall(r'data-reply="([^"]+)"', page)[0]
+    own = re.findall(r'name="reply_to" value="([^"]+)"', page)[0]
     for bogus in ("../../api/v1/cohorts", "nope"):
         shown = (await f["ada"].get(f"/threads/{thread}?reply_to={bogus}&flag={bogus}")).text
         assert 'name="parent" value=""' in shown and bogus not in shown

@@ -7,7 +7,6 @@ import secrets
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
-from urllib.parse import quote
 
 import orjson
 from markupsafe import Markup
@@ -274,9 +273,9 @@ class ThreadFanout:
     """A thread's live posts: each batch read once, presented once per audience, and each
     post's card rendered once per distinct presentation."""
 
-    def __init__(self, request: Request, thread_id: str, channel: str) -> None:
-        self.key = channel
-        self.channel = channel
+    def __init__(self, request: Request, thread_id: str) -> None:
+        # The channel is the thread's row id: known once `admit` has found the thread.
+        self.key = self.channel = ""
         self.thread_id = thread_id
         self.card = templates_of(request).get_template("_post.html").module.post_card  # type: ignore[attr-defined]
         self.urls = _urls(request, thread_id)
@@ -285,7 +284,12 @@ class ThreadFanout:
         return await events.since(session, channel=self.channel, after_id=after_id)
 
     async def admit(self, session: AsyncSession, actor: Actor) -> discussions.LiveViewer:
-        return await discussions.admit_live_viewer(session, actor=actor, thread_id=self.thread_id)
+        viewer = await discussions.admit_live_viewer(session, actor=actor, thread_id=self.thread_id)
+        self.key = self.channel = viewer.channel
+        return viewer
+
+    async def latest(self, session: AsyncSession) -> int:
+        return await events.latest_id(session, channel=self.channel)
 
     async def render(
         self,
@@ -334,16 +338,9 @@ class ThreadFanout:
 
 
 async def api_thread_events(request: Request) -> Response:
-    thread_id = request.path_params["thread"]
-    async with unit_of_work(request) as (session, actor):
-        ctx = await discussions.access_thread(session, actor=actor, thread_id=thread_id)
-        assert ctx.thread.id is not None
-        channel = events.thread_channel(ctx.thread.id)
-        start = live.last_event_id(request)
-        if start < 0:
-            start = await events.latest_id(session, channel=channel)
-    fanout = ThreadFanout(request, ctx.thread.public_id, channel)
-    return await live.respond(request, fanout=fanout, start_after=start)
+    """One read transaction admits the viewer and finds where to start (web/live.py)."""
+    fanout = ThreadFanout(request, request.path_params["thread"])
+    return await live.respond(request, fanout=fanout)
 
 
 # --- pages ---------------------------------------------------------------------------------
@@ -390,11 +387,11 @@ async def thread_page(request: Request) -> Response:
             session, actor=caller.actor, thread_id=request.path_params["thread"], **query
         )
     urls = _urls(request, view["id"])
-    # This page's address for the no-JavaScript reply and flag links (?…&reply_to=ID).
+    # This page's query, for the no-JavaScript Reply and Flag buttons (a GET form that adds
+    # reply_to=ID or flag=ID).
     kept = [(k, str(v)) for k, v in query.items() if v is not None and k != "per_page"]
     if query["per_page"] != discussions.DEFAULT_PER_PAGE:
         kept.append(("per_page", str(query["per_page"])))
-    urls["here"] = urls["thread"] + "?" + "".join(f"{k}={quote(v)}&" for k, v in kept)
     shown = {p["id"]: p for p in (view["opening"], *view["posts"])}
     # Only a post on this page that the viewer may reply to or flag sets the forms.
     wanted = shown.get(request.query_params.get("reply_to", ""))
@@ -409,6 +406,7 @@ async def thread_page(request: Request) -> Response:
         "replies_html": replies,
         "reply_to": reply_to,
         "flag_post": flag_post,
+        "keep": kept,
     }
     return render_page(request, "thread.html", context)
 

@@ -1,5 +1,6 @@
 // The thread page's one composer and one flag form move under the post they are for (the
-// links also work without JavaScript: they reload the page with the form set for the post).
+// Reply and Flag buttons also work without JavaScript: they reload the page with the form
+// set for the post).
 (function () {
   "use strict";
   var composer = document.getElementById("composer");
@@ -39,18 +40,20 @@
   }
 
   document.addEventListener("click", function (event) {
-    var link = event.target.closest && event.target.closest("a");
-    if (!link) return;
-    if (composer && link.hasAttribute("data-reply")) {
+    var target = event.target.closest && event.target.closest("a, button[form=pick]");
+    if (!target) return;
+    // The Reply and Flag buttons (without JavaScript they reload the page, form set).
+    var pick = target.tagName === "BUTTON" ? target.name : "";
+    if (composer && pick === "reply_to") {
       event.preventDefault();
-      replyTo(link.getAttribute("data-reply"), link);
-    } else if (composer && link.hasAttribute("data-reply-cancel")) {
+      replyTo(target.value, target);
+    } else if (composer && target.hasAttribute("data-reply-cancel")) {
       event.preventDefault();
-      replyTo("", link);
-    } else if (flagPanel && link.hasAttribute("data-flag")) {
+      replyTo("", target);
+    } else if (flagPanel && pick === "flag") {
       event.preventDefault();
-      flag(link.getAttribute("data-flag"), link);
-    } else if (flagPanel && link.hasAttribute("data-flag-cancel")) {
+      flag(target.value, target);
+    } else if (flagPanel && target.hasAttribute("data-flag-cancel")) {
       event.preventDefault();
       flagPanel.hidden = true;
     }
@@ -97,13 +100,32 @@
     el.classList.add("is-new");
   }
 
-  var source = new EventSource(thread.getAttribute("data-events"));
-  ["post_created", "post_edited", "post_hidden", "post_unhidden", "post_deleted"].forEach(
-    function (name) {
-      source.addEventListener(name, function (event) {
-        var data = JSON.parse(event.data);
-        if (data.html && data.post) place(data);
-      });
+  // The browser reconnects by itself after a dropped stream; a refused one (503 while a
+  // lecture hall connects at once) it gives up on, so we open it again, later each time,
+  // from the last event seen.
+  var lastId = "";
+  var delay = 2000;
+  function open() {
+    var url = thread.getAttribute("data-events");
+    if (lastId) {
+      url += (url.indexOf("?") < 0 ? "?" : "&") + "last_event_id=" + encodeURIComponent(lastId);
     }
-  );
+    var source = new EventSource(url);
+    ["post_created", "post_edited", "post_hidden", "post_unhidden", "post_deleted"].forEach(
+      function (name) {
+        source.addEventListener(name, function (event) {
+          if (event.lastEventId) lastId = event.lastEventId;
+          delay = 2000;
+          var data = JSON.parse(event.data);
+          if (data.html && data.post) place(data);
+        });
+      }
+    );
+    source.addEventListener("error", function () {
+      if (source.readyState !== EventSource.CLOSED) return;
+      setTimeout(open, delay + Math.random() * delay);
+      delay = Math.min(delay * 2, 60000);
+    });
+  }
+  open();
 })();
