@@ -291,7 +291,7 @@ def _readable_posts(query: Any, export: ExportPlan) -> Any:
         )
         .correlate(Thread)
     )
-    # As in discussions._render_thread: a deleted reply stays (as a placeholder) only while
+    # As in thread_reading._render_thread: a deleted reply stays (as a placeholder) only while
     # some post below it is not deleted; the opening post always stays.
     below = sa.orm.aliased(Post)
     living_reply = sa.exists().where(

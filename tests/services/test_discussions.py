@@ -7,7 +7,14 @@ from sqlalchemy import event, func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
-from services import discussions, moderation, notifications, policy
+from services import (
+    discussions,
+    moderation,
+    notifications,
+    policy,
+    question_threads,
+    thread_reading,
+)
 from services.errors import AlreadyExists, Invalid, NotFound, PermissionDenied
 from services.models import (
     Alias,
@@ -53,7 +60,7 @@ async def test_a_member_opens_a_thread_and_others_reply_in_a_tree(
     )
     assert nested.depth == 2 and nested.path.startswith(first.path + "/")
     view = ThreadView.model_validate(
-        await discussions.read_thread(session, actor=ben, thread_id=thread.public_id)
+        await thread_reading.read_thread(session, actor=ben, thread_id=thread.public_id)
     )
     assert view.opening.body_html == "<p>A <em>secure</em> base.</p>\n"
     assert [p.id for p in view.posts] == [first.public_id, nested.public_id]
@@ -77,7 +84,9 @@ async def test_strangers_and_students_of_a_draft_assignment_cannot_post(
     other = await build_forum(session, slug="other", names=(("zed", Role.student),))
     zed = await other.actor(session, "zed")
     with pytest.raises(NotFound):
-        await discussions.question_discussion(session, actor=zed, question_id=forum.question_ids[0])
+        await question_threads.question_discussion(
+            session, actor=zed, question_id=forum.question_ids[0]
+        )
     ivo = await forum.actor(session, "ivo")  # staff see drafts
     assert await discussions.create_thread(
         session, actor=ivo, question_id=forum.question_ids[0], title="t", body="b"
@@ -122,11 +131,15 @@ async def test_empty_long_nul_and_foreign_parent_inputs_are_refused(
             session, actor=ada, thread_id=one.public_id, body="x", parent_id=other_post.public_id
         )
     with pytest.raises(Invalid):
-        await discussions.read_thread(session, actor=ada, thread_id=one.public_id, sort="id; drop")
+        await thread_reading.read_thread(
+            session, actor=ada, thread_id=one.public_id, sort="id; drop"
+        )
     with pytest.raises(Invalid):
-        await discussions.read_thread(session, actor=ada, thread_id=one.public_id, page=-1)
+        await thread_reading.read_thread(session, actor=ada, thread_id=one.public_id, page=-1)
     with pytest.raises(Invalid):
-        await discussions.read_thread(session, actor=ada, thread_id=one.public_id, per_page=10**9)
+        await thread_reading.read_thread(
+            session, actor=ada, thread_id=one.public_id, per_page=10**9
+        )
 
 
 async def test_text_is_normalized_and_markdown_sanitized(
@@ -159,11 +172,11 @@ async def test_anonymous_posts_show_the_alias_to_peers_and_the_name_to_staff(
         ("ada", "Ada", True),
     ]:
         actor = await forum.actor(session, who)
-        view = await discussions.read_thread(session, actor=actor, thread_id=thread.public_id)
+        view = await thread_reading.read_thread(session, actor=actor, thread_id=thread.public_id)
         author = view["opening"]["author"]
         assert author["name"] == expected_name, who
         assert (author["alias"] == alias.name) is sees_alias
-        listing = await discussions.question_discussion(
+        listing = await question_threads.question_discussion(
             session, actor=actor, question_id=forum.question_ids[0]
         )
         assert listing.threads[0].author.name == expected_name
@@ -239,22 +252,24 @@ async def test_post_first_withholds_classmates_threads_until_you_post(
     q = forum.question_ids[0]
     theirs = await _thread(session, forum, "ben")
     ada = await forum.actor(session, "ada")
-    view = await discussions.question_discussion(session, actor=ada, question_id=q)
+    view = await question_threads.question_discussion(session, actor=ada, question_id=q)
     assert view.withheld and view.threads == []
     with pytest.raises(NotFound):
-        await discussions.read_thread(session, actor=ada, thread_id=theirs.public_id)
+        await thread_reading.read_thread(session, actor=ada, thread_id=theirs.public_id)
     with pytest.raises(NotFound):
         await discussions.reply(session, actor=ada, thread_id=theirs.public_id, body="x")
     mona = await forum.actor(session, "mona")
     assert (
-        len((await discussions.question_discussion(session, actor=mona, question_id=q)).threads)
+        len(
+            (await question_threads.question_discussion(session, actor=mona, question_id=q)).threads
+        )
         == 1
     )
     await _thread(session, forum, "ada")
     ada = await forum.actor(session, "ada")
-    view = await discussions.question_discussion(session, actor=ada, question_id=q)
+    view = await question_threads.question_discussion(session, actor=ada, question_id=q)
     assert not view.withheld and len(view.threads) == 2
-    assert await discussions.read_thread(session, actor=ada, thread_id=theirs.public_id)
+    assert await thread_reading.read_thread(session, actor=ada, thread_id=theirs.public_id)
 
 
 async def test_list_and_single_thread_checks_agree(session: AsyncSession) -> None:
@@ -274,7 +289,7 @@ async def test_list_and_single_thread_checks_agree(session: AsyncSession) -> Non
         listed = {
             t.id
             for t in (
-                await discussions.question_discussion(session, actor=actor, question_id=q)
+                await question_threads.question_discussion(session, actor=actor, question_id=q)
             ).threads
         }
         single = set()
@@ -304,10 +319,10 @@ async def test_edits_keep_revisions_and_stale_versions_conflict(
         await discussions.edit_post(session, actor=ada, post_id=post.public_id, body="y", version=1)
     assert stale.value.current_version == 2
     mona = await forum.actor(session, "mona")
-    revisions = await discussions.list_revisions(session, actor=mona, post_id=post.public_id)
+    revisions = await thread_reading.list_revisions(session, actor=mona, post_id=post.public_id)
     assert [r.version for r in revisions] == [1] and revisions[0].edited_by.name == "Ada"
     with pytest.raises(NotFound):  # peers never read edit histories (they carry names)
-        await discussions.list_revisions(session, actor=ben, post_id=post.public_id)
+        await thread_reading.list_revisions(session, actor=ben, post_id=post.public_id)
 
 
 async def test_deleting_leaves_a_placeholder_only_when_there_are_replies(
@@ -325,7 +340,7 @@ async def test_deleting_leaves_a_placeholder_only_when_there_are_replies(
         await discussions.delete_post(session, actor=ben, post_id=parent.public_id)
     await discussions.delete_post(session, actor=ada, post_id=parent.public_id)
     await discussions.delete_post(session, actor=ada, post_id=lonely.public_id)
-    view = await discussions.read_thread(session, actor=ben, thread_id=thread.public_id)
+    view = await thread_reading.read_thread(session, actor=ben, thread_id=thread.public_id)
     ids = [p["id"] for p in view["posts"]]
     assert parent.public_id in ids and lonely.public_id not in ids
     placeholder = view["posts"][0]
@@ -350,13 +365,15 @@ async def test_votes_order_top_and_cannot_be_cast_on_your_own_post(
         await discussions.vote(session, actor=chen, post_id=high.public_id, up=True)
     assert (await discussions.vote(session, actor=ada, post_id=high.public_id, up=True)).score == 1
     assert (await discussions.vote(session, actor=ada, post_id=high.public_id, up=True)).score == 1
-    top = await discussions.read_thread(session, actor=ada, thread_id=thread.public_id, sort="top")
+    top = await thread_reading.read_thread(
+        session, actor=ada, thread_id=thread.public_id, sort="top"
+    )
     assert [p["id"] for p in top["posts"]] == [high.public_id, low.public_id]
-    newest = await discussions.read_thread(
+    newest = await thread_reading.read_thread(
         session, actor=ada, thread_id=thread.public_id, sort="newest"
     )
     assert [p["id"] for p in newest["posts"]] == [high.public_id, low.public_id]
-    oldest = await discussions.read_thread(session, actor=ada, thread_id=thread.public_id)
+    oldest = await thread_reading.read_thread(session, actor=ada, thread_id=thread.public_id)
     assert [p["id"] for p in oldest["posts"]] == [low.public_id, high.public_id]
     assert oldest["posts"][1]["voted"] is True
 
@@ -372,16 +389,16 @@ async def test_depth_cap_and_pagination(session: AsyncSession, forum: Forum) -> 
         )
         chain.append(made.public_id)
         parent = made.public_id
-    view = await discussions.read_thread(session, actor=ada, thread_id=thread.public_id)
+    view = await thread_reading.read_thread(session, actor=ada, thread_id=thread.public_id)
     assert len(view["posts"]) == discussions.DISPLAY_DEPTH
     assert view["posts"][-1]["more_replies"] == 3
-    focus = await discussions.read_thread(
+    focus = await thread_reading.read_thread(
         session, actor=ada, thread_id=thread.public_id, focus=view["posts"][-1]["id"]
     )
     assert [p["id"] for p in focus["posts"]] == chain[discussions.DISPLAY_DEPTH - 1 :]
     for i in range(4):
         await discussions.reply(session, actor=ada, thread_id=thread.public_id, body=f"t{i}")
-    page2 = await discussions.read_thread(
+    page2 = await thread_reading.read_thread(
         session, actor=ada, thread_id=thread.public_id, page=2, per_page=2
     )
     assert page2["page"]["pages"] == 3 and len(page2["posts"]) == 2
@@ -428,7 +445,7 @@ async def test_flags_hide_at_the_threshold_and_moderators_act_with_audit(
     assert post.hidden_at is not None
     # Hidden: readers lose the thread (its opening post), the author is told why.
     with pytest.raises(NotFound):
-        await discussions.read_thread(session, actor=ben, thread_id=thread.public_id)
+        await thread_reading.read_thread(session, actor=ben, thread_id=thread.public_id)
     notes = await notifications.list_notifications(session, actor=ada)
     assert any("hid your post" in n.message for n in notes.items)
     mona = await forum.actor(session, "mona")
@@ -450,7 +467,7 @@ async def test_flags_hide_at_the_threshold_and_moderators_act_with_audit(
     actions = list((await session.execute(select(AuditEvent.action, AuditEvent.reason))).all())
     assert ("post.unhide", "It is fine") in actions and ("thread.pin", "") in actions
     assert any(a == "post.hide" for a, _ in actions)
-    assert await discussions.read_thread(session, actor=ben, thread_id=thread.public_id)
+    assert await thread_reading.read_thread(session, actor=ben, thread_id=thread.public_id)
 
 
 async def test_policy_staff_and_author_rules() -> None:
@@ -507,7 +524,7 @@ async def test_reading_a_thread_costs_a_constant_number_of_queries(
     sync_engine = session.get_bind()
     event.listen(sync_engine, "before_cursor_execute", count)
     try:
-        view = await discussions.read_thread(
+        view = await thread_reading.read_thread(
             session, actor=ben, thread_id=thread.public_id, per_page=200
         )
     finally:
@@ -523,17 +540,17 @@ async def test_cached_renderings_never_serve_stale_posts_or_another_viewers_bits
     ada = await forum.actor(session, "ada")
     ben = await forum.actor(session, "ben")
     post = await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="one")
-    first = await discussions.read_thread(session, actor=ada, thread_id=thread.public_id)
+    first = await thread_reading.read_thread(session, actor=ada, thread_id=thread.public_id)
     assert first["posts"][0]["score"] == 0 and not first["posts"][0]["voted"]
     await discussions.vote(session, actor=ada, post_id=post.public_id, up=True)
-    voted = await discussions.read_thread(session, actor=ada, thread_id=thread.public_id)
+    voted = await thread_reading.read_thread(session, actor=ada, thread_id=thread.public_id)
     assert voted["posts"][0]["score"] == 1 and voted["posts"][0]["voted"]
     # The same cached rendering, seen by its author: their own edit rights, not ada's vote.
-    as_ben = await discussions.read_thread(session, actor=ben, thread_id=thread.public_id)
+    as_ben = await thread_reading.read_thread(session, actor=ben, thread_id=thread.public_id)
     assert as_ben["posts"][0]["can_edit"] and not as_ben["posts"][0]["voted"]
     assert as_ben["posts"][0]["body"] == "one" and voted["posts"][0]["body"] is None
     await discussions.edit_post(session, actor=ben, post_id=post.public_id, body="two", version=1)
-    edited = await discussions.read_thread(session, actor=ada, thread_id=thread.public_id)
+    edited = await thread_reading.read_thread(session, actor=ada, thread_id=thread.public_id)
     assert edited["posts"][0]["body_html"] == "<p>two</p>\n"
 
 

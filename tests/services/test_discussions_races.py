@@ -20,6 +20,9 @@ from services.models import Post, PostVote, Role, Thread, ThreadFollow
 from tests.discussion_support import Forum, build_forum
 
 WRITERS = 12
+# At most this many writers at once: enough to interleave on PostgreSQL, few enough that on
+# a loaded CI machine none waits out SQLite's busy timeout (its writers queue on one lock).
+AT_ONCE = asyncio.Semaphore(6)
 NAMES = (*((f"s{i}", Role.student) for i in range(WRITERS)), ("mona", Role.moderator))
 
 
@@ -41,7 +44,7 @@ async def _open_thread(sessions: async_sessionmaker[AsyncSession], forum: Forum)
 async def _reply(
     sessions: async_sessionmaker[AsyncSession], forum: Forum, who: str, thread_id: str, n: int
 ) -> str:
-    async with transaction(sessions) as session:
+    async with AT_ONCE, transaction(sessions) as session:
         actor = await forum.actor(session, who)
         post = await discussions.reply(session, actor=actor, thread_id=thread_id, body=f"r{n}")
         return post.public_id

@@ -14,7 +14,15 @@ from datetime import datetime
 import pytest
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from services import discussions, exports, identity, moderation, policy
+from services import (
+    discussions,
+    exports,
+    identity,
+    moderation,
+    policy,
+    question_threads,
+    thread_reading,
+)
 from services.errors import NotFound
 from services.models import FlagReason, Role
 from services.policy import Actor
@@ -174,11 +182,11 @@ async def as_the_pages_show(session: AsyncSession, w: ExemplarWorld, who: str) -
     actor = w.actors[who]
     shown: dict[str, str] = {}
     for question_id in w.question_ids:
-        listing = await discussions.question_discussion(
+        listing = await question_threads.question_discussion(
             session, actor=actor, question_id=question_id
         )
         for summary in listing.threads:
-            thread = await discussions.read_thread(
+            thread = await thread_reading.read_thread(
                 session, actor=actor, thread_id=summary.id, per_page=200
             )
             for post in [thread["opening"], *thread["posts"]]:
@@ -238,7 +246,7 @@ async def test_a_post_first_question_stays_closed_until_the_student_posts_there(
     w = world
     cy = await join(session, w, "cy")
     q4 = w.question_ids[3]
-    await discussions.set_post_first(
+    await question_threads.set_post_first(
         session, actor=w.actors["mona"], question_id=q4, post_first=True
     )
     await discussions.create_thread(
@@ -373,7 +381,7 @@ async def test_the_count_bounds_the_student_view(
     session: AsyncSession, world: ExemplarWorld
 ) -> None:
     w = world
-    await discussions.set_post_first(
+    await question_threads.set_post_first(
         session, actor=w.actors["mona"], question_id=w.question_ids[1], post_first=True
     )
     plan = await exports.plan(

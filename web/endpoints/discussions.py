@@ -15,7 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services import discussions, events, moderation, notifications, policy, search
+from services import (
+    discussions,
+    events,
+    live_posts,
+    moderation,
+    notifications,
+    policy,
+    question_threads,
+    search,
+    thread_reading,
+)
 from services.errors import Invalid, Problem
 from services.models import Event, FlagReason
 from services.policy import Actor
@@ -100,7 +110,7 @@ def _stale(request: Request, exc: discussions.StaleVersion) -> Response:
 
 async def api_question(request: Request) -> Response:
     async with unit_of_work(request) as (session, actor):
-        view = await discussions.question_discussion(
+        view = await question_threads.question_discussion(
             session, actor=actor, question_id=request.path_params["question"]
         )
         return json_response(view)
@@ -110,10 +120,12 @@ async def api_question_settings(request: Request) -> Response:
     data = await read_model(request, DiscussionSettings)
     question_id = request.path_params["question"]
     async with unit_of_work(request) as (session, actor):
-        await discussions.set_post_first(
+        await question_threads.set_post_first(
             session, actor=actor, question_id=question_id, post_first=data.post_first
         )
-        view = await discussions.question_discussion(session, actor=actor, question_id=question_id)
+        view = await question_threads.question_discussion(
+            session, actor=actor, question_id=question_id
+        )
     return json_response(view)
 
 
@@ -130,7 +142,9 @@ async def api_create_thread(request: Request) -> Response:
                 body=data.body,
                 anonymous=data.anonymous,
             )
-            view = await discussions.read_thread(session, actor=actor, thread_id=thread.public_id)
+            view = await thread_reading.read_thread(
+                session, actor=actor, thread_id=thread.public_id
+            )
             location = request.url_for("api:threads:detail", thread=thread.public_id).path
             return ORJSONResponse(view, status_code=201, headers={"Location": location})
 
@@ -140,7 +154,7 @@ async def api_create_thread(request: Request) -> Response:
 async def api_thread(request: Request) -> Response:
     query = _thread_query(request)
     async with unit_of_work(request) as (session, actor):
-        view = await discussions.read_thread(
+        view = await thread_reading.read_thread(
             session, actor=actor, thread_id=request.path_params["thread"], **query
         )
     return ORJSONResponse(view)
@@ -149,7 +163,7 @@ async def api_thread(request: Request) -> Response:
 async def _one_post(session: AsyncSession, actor: Actor, post_id: str) -> dict[str, Any]:
     ctx = await discussions.access_post(session, actor=actor, post_id=post_id)
     assert ctx.post.id is not None
-    presented = await discussions.present_posts(
+    presented = await thread_reading.present_posts(
         session, actor=actor, scope=ctx.scope, thread=ctx.thread, post_ids=[ctx.post.id]
     )
     return presented[ctx.post.id]
@@ -199,7 +213,7 @@ async def api_delete_post(request: Request) -> Response:
 
 async def api_revisions(request: Request) -> Response:
     async with unit_of_work(request) as (session, actor):
-        rows = await discussions.list_revisions(
+        rows = await thread_reading.list_revisions(
             session, actor=actor, post_id=request.path_params["post"]
         )
         return json_response(rows)
@@ -283,8 +297,8 @@ class ThreadFanout:
     async def read(self, session: AsyncSession, after_id: int) -> Sequence[Event]:
         return await events.since(session, channel=self.channel, after_id=after_id)
 
-    async def admit(self, session: AsyncSession, actor: Actor) -> discussions.LiveViewer:
-        viewer = await discussions.admit_live_viewer(session, actor=actor, thread_id=self.thread_id)
+    async def admit(self, session: AsyncSession, actor: Actor) -> live_posts.LiveViewer:
+        viewer = await live_posts.admit_live_viewer(session, actor=actor, thread_id=self.thread_id)
         self.key = self.channel = viewer.channel
         return viewer
 
@@ -295,10 +309,10 @@ class ThreadFanout:
         self,
         session: AsyncSession,
         batch: Sequence[Event],
-        viewers: Sequence[discussions.LiveViewer],
+        viewers: Sequence[live_posts.LiveViewer],
     ) -> list[list[tuple[int, str, str]]]:
         ids = [e.post_id for e in batch if e.post_id is not None]
-        seen = await discussions.present_live_posts(
+        seen = await live_posts.present_live_posts(
             session, thread_id=self.thread_id, post_ids=ids, viewers=viewers
         )
         # Viewers of one audience share post dicts: serialize each distinct one once.
@@ -355,7 +369,7 @@ async def question_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
-        view = await discussions.question_discussion(
+        view = await question_threads.question_discussion(
             session, actor=caller.actor, question_id=request.path_params["question"]
         )
     return render_page(request, "question.html", {"q": view})
@@ -383,7 +397,7 @@ async def thread_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
-        view = await discussions.read_thread(
+        view = await thread_reading.read_thread(
             session, actor=caller.actor, thread_id=request.path_params["thread"], **query
         )
     urls = _urls(request, view["id"])
@@ -412,7 +426,7 @@ async def thread_page(request: Request) -> Response:
 
 
 # Rendered post fragments, keyed by the identity of the post dict they were made from. The
-# service caches its renderings (see discussions.read_thread), so a dict object that comes
+# service caches its renderings (see thread_reading.read_thread), so a dict object that comes
 # back is the very same post as the same class of viewer saw it; the `is` check below makes
 # a reused id() harmless. CSRF tokens are per viewer: fragments hold an unguessable marker.
 _FRAGMENTS: OrderedDict[int, tuple[dict[str, Any], str]] = OrderedDict()
