@@ -29,10 +29,12 @@ from sqlmodel import col, select
 
 from services import discussions, exemplars, presenters, websessions
 from services.db import make_engine, make_sessionmaker, transaction
-from services.models import Alias, ExemplarKind, Post, Thread, WebSession
+from services.models import Alias, ExemplarKind, Post, Thread, User, WebSession
 from tests.conftest import client_for, make_settings
 from tests.discussion_support import build_forum
+from tests.web.canary_support import Step, route_names
 from tests.web.review_scenario import normalize
+from web import routes_discussions
 from web.app import create_app
 
 GENERIC = {presenters.A_CLASSMATE, presenters.ANONYMOUS_CLASSMATE}
@@ -193,17 +195,139 @@ def normalized(blob: bytes, ids: set[str], aliases: list[str]) -> bytes:
     return re.sub(rb"(?m)^(etag): .*$", b"", out)
 
 
+def writes(w: World, mine: str, theirs: str) -> list[Step]:
+    """What the classmate does on every discussion route (reads first, then writes):
+    `mine` is one of their own replies, `theirs` the anonymous post."""
+    q0, t0, t2 = w.questions[0], w.threads[0], w.threads[2]
+    return [
+        ("discussions:question", "GET", f"/questions/{q0}", {}),
+        ("discussions:thread", "GET", f"/threads/{t2}", {}),
+        ("discussions:search", "GET", "/search?q=answer", {}),
+        ("discussions:notifications", "GET", "/notifications", {}),
+        ("discussions:flags", "GET", "/cohorts/psy/flags", {}),
+        ("api:threads:list", "GET", f"/api/v1/questions/{q0}/threads", {}),
+        ("api:threads:detail", "GET", f"/api/v1/threads/{t2}", {}),
+        ("api:threads:events", "GET", f"/api/v1/threads/{t2}/events?poll=1&last_event_id=0", {}),
+        ("api:posts:revisions", "GET", f"/api/v1/posts/{theirs}/revisions", {}),
+        ("api:moderation:flags", "GET", "/api/v1/cohorts/psy/flags", {}),
+        ("api:search", "GET", "/api/v1/search?q=answer", {}),
+        ("api:notifications:list", "GET", "/api/v1/notifications", {}),
+        (
+            "api:questions:discussion",
+            "PATCH",
+            f"/api/v1/questions/{q0}/discussion",
+            {"json": {"post_first": True}},
+        ),
+        (
+            "api:threads:follow",
+            "PUT",
+            f"/api/v1/threads/{t2}/follow",
+            {"json": {"following": True}},
+        ),
+        ("api:posts:vote", "PUT", f"/api/v1/posts/{theirs}/vote", {"json": {"up": True}}),
+        ("discussions:post:vote", "POST", f"/posts/{theirs}/vote", {"data": {"up": "0"}}),
+        (
+            "api:posts:flag",
+            "POST",
+            f"/api/v1/posts/{theirs}/flags",
+            {"json": {"reason": "other", "note": "?"}},
+        ),
+        ("discussions:post:flag", "POST", f"/posts/{theirs}/flag", {"data": {"reason": "spam"}}),
+        (
+            "api:posts:edit",
+            "PATCH",
+            f"/api/v1/posts/{mine}",
+            {"json": {"body": "Thanks, agreed. (edited)", "version": 1}},
+        ),
+        (
+            "discussions:post:edit",
+            "POST",
+            f"/posts/{mine}/edit",
+            {"data": {"body": "Thanks, agreed again.", "version": "2"}},
+        ),
+        ("api:posts:create", "POST", f"/api/v1/threads/{t2}/posts", {"json": {"body": "More."}}),
+        ("discussions:reply", "POST", f"/threads/{t0}/posts", {"data": {"body": "Yes."}}),
+        (
+            "api:threads:create",
+            "POST",
+            f"/api/v1/questions/{q0}/threads",
+            {"json": {"title": "Mine", "body": "A third view."}},
+        ),
+        (
+            "discussions:thread:create",
+            "POST",
+            f"/questions/{q0}/threads",
+            {"data": {"title": "Mine too", "body": "A fourth view."}},
+        ),
+        (
+            "api:moderation:act",
+            "POST",
+            "/api/v1/moderation/actions",
+            {"json": {"action": "hide", "target": theirs, "reason": "x"}},
+        ),
+        (
+            "discussions:moderate",
+            "POST",
+            "/moderation",
+            {"data": {"action": "hide", "target": theirs, "reason": "x"}},
+        ),
+        ("api:notifications:read", "POST", "/api/v1/notifications/read", {"json": {}}),
+        ("discussions:notifications:read", "POST", "/notifications/read", {"data": {}}),
+        ("discussions:post:delete", "POST", f"/posts/{mine}/delete", {"data": {}}),
+        ("api:posts:delete", "DELETE", f"/api/v1/posts/{mine}", {}),
+    ]
+
+
+async def drive(w: World, sessions: async_sessionmaker[AsyncSession]) -> list[bytes]:
+    """The classmate's writes and reads on every discussion route, recorded."""
+    async with transaction(sessions, write=False) as session:
+        chen = await session.scalar(select(User.id).where(User.display_name == "Chen"))
+        mine = await session.scalar(
+            select(Post.public_id).where(Post.author_id == chen).order_by(col(Post.id))
+        )
+        theirs = await session.scalar(
+            select(Post.public_id).where(col(Post.anonymous), col(Post.parent_id).is_(None))
+        )
+    assert mine and theirs
+    out = []
+    for _, method, path, kwargs in writes(w, mine, theirs):
+        response = await w.reader.request(method, path, **kwargs)
+        body = response.content
+        if response.status_code == 303:
+            body += (await w.reader.get(response.headers["location"])).content
+        head = f"{response.status_code}\n".encode()
+        head += "".join(f"{k}: {v}\n" for k, v in response.headers.items()).encode()
+        out.append(head + b"\n" + body)
+    return out
+
+
+def test_the_classmate_drives_every_discussion_route() -> None:
+    w = World(1, [1, 2], ["t0", "t1", "t2"], httpx.AsyncClient())
+    covered = {(name, method) for name, method, _, _ in writes(w, "p", "q")}
+    assert covered == route_names(routes_discussions)
+
+
 async def test_a_classmate_cannot_tell_who_wrote_an_anonymous_post(
     two_worlds: list[Any],
 ) -> None:
     (left_app, left_db), (right_app, right_db) = two_worlds
     left = await build_world(left_app, left_db, anon="ada")  # Ada also has a named exemplar
     right = await build_world(right_app, right_db, anon="ben")
+    left_driven, right_driven = await drive(left, left_db), await drive(right, right_db)
     left_seen, right_seen = await read_all(left), await read_all(right)
     (left_ids, left_aliases), (right_ids, right_aliases) = (
         await opaque(left_db),
         await opaque(right_db),
     )
+    for i, (one_raw, two_raw) in enumerate(zip(left_driven, right_driven, strict=True)):
+        one = normalized(one_raw, left_ids, left_aliases)
+        two = normalized(two_raw, right_ids, right_aliases)
+        if one != two:
+            diff = difflib.unified_diff(
+                one.decode().splitlines(), two.decode().splitlines(), lineterm="", n=1
+            )
+            step = writes(left, "-", "-")[i][:3]
+            pytest.fail(f"{step} differs:\n" + "\n".join(list(diff)[:40]))
     for (path, a), (_, b) in zip(left_seen, right_seen, strict=True):
         head_a = "".join(f"{k}: {v}\n" for k, v in a.headers.items()).encode()
         head_b = "".join(f"{k}: {v}\n" for k, v in b.headers.items()).encode()
