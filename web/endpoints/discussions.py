@@ -24,7 +24,14 @@ from services.views import PostView
 from web import idempotency as idempotent
 from web import live
 from web.context import session_state, templates_of, unit_of_work
-from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
+from web.endpoints.pages import (
+    form_field,
+    page_unit,
+    redirect_with_flash,
+    render_page,
+    require_signed_in,
+    safe_path,
+)
 from web.endpoints.parsing import read_model
 from web.errors import PROBLEM_TYPE
 from web.responses import ORJSONResponse, json_response
@@ -359,11 +366,6 @@ async def api_thread_events(request: Request) -> Response:
 # --- pages ---------------------------------------------------------------------------------
 
 
-def _field(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 async def question_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
@@ -383,9 +385,9 @@ async def thread_create_form(request: Request) -> Response:
             session,
             actor=caller.actor,
             question_id=request.path_params["question"],
-            title=_field(form, "title"),
-            body=_field(form, "body"),
-            anonymous=_field(form, "anonymous") == "on",
+            title=form_field(form, "title"),
+            body=form_field(form, "body"),
+            anonymous=form_field(form, "anonymous") == "on",
         )
     path = request.app.url_path_for("discussions:thread", thread=thread.public_id)
     return redirect_with_flash(request, str(path), "Your thread is posted.")
@@ -487,9 +489,9 @@ async def reply_form(request: Request) -> Response:
             session,
             actor=caller.actor,
             thread_id=thread_id,
-            body=_field(form, "body"),
-            parent_id=_field(form, "parent") or None,
-            anonymous=_field(form, "anonymous") == "on",
+            body=form_field(form, "body"),
+            parent_id=form_field(form, "parent") or None,
+            anonymous=form_field(form, "anonymous") == "on",
         )
     return redirect_with_flash(
         request, _back(request, thread_id, f"post-{post.public_id}"), "Reply posted."
@@ -504,7 +506,7 @@ async def _thread_of(session: AsyncSession, actor: Actor, post_id: str) -> str:
 async def edit_form(request: Request) -> Response:
     form = await request.form()
     post_id = request.path_params["post"]
-    version = _field(form, "version")
+    version = form_field(form, "version")
     if not version.isdigit():
         raise Invalid(problems=[Problem("must be a whole number", field="version")])
     async with page_unit(request, form) as (session, caller):
@@ -515,7 +517,7 @@ async def edit_form(request: Request) -> Response:
             session,
             actor=caller.actor,
             post_id=post_id,
-            body=_field(form, "body"),
+            body=form_field(form, "body"),
             version=int(version),
         )
     return redirect_with_flash(
@@ -543,7 +545,7 @@ async def flag_form(request: Request) -> Response:
     form = await request.form()
     post_id = request.path_params["post"]
     try:
-        reason = FlagReason(_field(form, "reason"))
+        reason = FlagReason(form_field(form, "reason"))
     except ValueError:
         raise Invalid(problems=[Problem("is not a flag reason", field="reason")]) from None
     async with page_unit(request, form) as (session, caller):
@@ -551,7 +553,11 @@ async def flag_form(request: Request) -> Response:
             return redirect
         thread_id = await _thread_of(session, caller.actor, post_id)
         await moderation.flag_post(
-            session, actor=caller.actor, post_id=post_id, reason=reason, note=_field(form, "note")
+            session,
+            actor=caller.actor,
+            post_id=post_id,
+            reason=reason,
+            note=form_field(form, "note"),
         )
     return redirect_with_flash(
         request, _back(request, thread_id), "Thank you: a moderator will look at it."
@@ -566,7 +572,7 @@ async def vote_form(request: Request) -> Response:
             return redirect
         thread_id = await _thread_of(session, caller.actor, post_id)
         await discussions.vote(
-            session, actor=caller.actor, post_id=post_id, up=_field(form, "up") != "0"
+            session, actor=caller.actor, post_id=post_id, up=form_field(form, "up") != "0"
         )
     return redirect_with_flash(
         request, _back(request, thread_id, f"post-{post_id}"), "Vote recorded."
@@ -575,21 +581,19 @@ async def vote_form(request: Request) -> Response:
 
 async def moderate_form(request: Request) -> Response:
     form = await request.form()
-    back = _field(form, "back")
+    back = form_field(form, "back")
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         await moderation.moderate(
             session,
             actor=caller.actor,
-            action=_field(form, "action"),
-            target=_field(form, "target"),
-            reason=_field(form, "reason"),
+            action=form_field(form, "action"),
+            target=form_field(form, "target"),
+            reason=form_field(form, "reason"),
         )
     # Only our own paths: never redirect to another site.
-    if not back.startswith("/") or back.startswith("//") or "\\" in back:
-        back = "/"
-    return redirect_with_flash(request, back, "Done.")
+    return redirect_with_flash(request, safe_path(back), "Done.")
 
 
 async def flags_page(request: Request) -> Response:

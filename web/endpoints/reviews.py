@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from services import (
     allocation,
@@ -44,8 +44,15 @@ from services.views import (
 )
 from web import live
 from web.charts import bar_chart
-from web.context import templates_of, unit_of_work
-from web.endpoints.pages import FLASH_KEY, page_unit
+from web.context import unit_of_work
+from web.endpoints.pages import (
+    form_field,
+    page_unit,
+    redirect_with_flash,
+    render_page,
+    safe_path,
+    signin_redirect,
+)
 from web.endpoints.parsing import read_model
 from web.responses import json_response
 
@@ -396,34 +403,6 @@ async def api_review_events(request: Request) -> Response:
 # --- pages ---------------------------------------------------------------------------------
 
 
-def render_page(
-    request: Request, template: str, context: dict[str, Any], status: int = 200
-) -> Response:
-    session = request.scope.get("session")
-    flash = session.pop(FLASH_KEY, None) if session is not None else None
-    return templates_of(request).TemplateResponse(
-        request, template, {**context, "flash": flash}, status_code=status
-    )
-
-
-def redirect_with_flash(request: Request, path: str, message: str) -> Response:
-    session = request.scope.get("session")
-    if session is not None:
-        session[FLASH_KEY] = message
-    return RedirectResponse(path, status_code=303)
-
-
-def _signin(request: Request) -> Response:
-    return RedirectResponse(
-        f"{request.app.url_path_for('auth:signin')}?next={request.url.path}", status_code=303
-    )
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 async def _context(session: AsyncSession, actor: Actor, assignment_id: int) -> dict[str, Any]:
     detail = await assignments.get_assignment(session, actor=actor, assignment_id=assignment_id)
     return {
@@ -435,7 +414,7 @@ async def _context(session: AsyncSession, actor: Actor, assignment_id: int) -> d
 async def tasks_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         ctx = await _context(session, caller.actor, _assignment_id(request))
         tasks = await reviews.list_my_tasks(
             session, actor=caller.actor, assignment_id=_assignment_id(request)
@@ -446,7 +425,7 @@ async def tasks_page(request: Request) -> Response:
 async def review_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         detail = await reviews.get_task(
             session, actor=caller.actor, task_id=request.path_params["task"]
         )
@@ -481,7 +460,7 @@ async def review_page(request: Request) -> Response:
 async def feedback_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         ctx = await _context(session, caller.actor, _assignment_id(request))
         view = await reviews.my_feedback(
             session, actor=caller.actor, assignment_id=_assignment_id(request)
@@ -492,22 +471,20 @@ async def feedback_page(request: Request) -> Response:
 
 async def rating_form(request: Request) -> Response:
     form = await request.form()
-    raw = _field(form, "rating")
+    raw = form_field(form, "rating")
     if not raw.isdigit():
         raise Invalid(problems=[Problem("choose 1 to 5", field="rating")])
     async with page_unit(request, form) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         await reviews.rate_review(
             session,
             actor=caller.actor,
             review_id=request.path_params["review"],
             rating=int(raw),
-            comment=_field(form, "comment"),
+            comment=form_field(form, "comment"),
         )
-    back = _field(form, "back")
-    if not back.startswith("/assignments/"):
-        back = "/"
+    back = safe_path(form_field(form, "back"))
     return redirect_with_flash(request, back, "Thank you: your rating is saved.")
 
 
@@ -515,7 +492,7 @@ async def dashboard_page(request: Request) -> Response:
     assignment_id = _assignment_id(request)
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         ctx = await _context(session, caller.actor, assignment_id)
         alloc = await reviews.allocation_view(
             session, actor=caller.actor, assignment_id=assignment_id
@@ -544,7 +521,7 @@ async def dashboard_page(request: Request) -> Response:
 
 def _user_id(form: FormData, name: str) -> int:
     try:
-        return int(_field(form, name))
+        return int(form_field(form, name))
     except ValueError:
         raise Invalid(problems=[Problem("choose a student", field=name)]) from None
 
@@ -560,7 +537,7 @@ async def assign_form(request: Request) -> Response:
     async with page_unit(request, form) as (session, caller):
         task = await allocation.assign_by_hand(
             session, actor=caller.actor, assignment_id=_assignment_id(request),
-            paper_public_id=_field(form, "paper"),
+            paper_public_id=form_field(form, "paper"),
         )  # fmt: skip
     return redirect_with_flash(
         request,
@@ -574,7 +551,7 @@ async def move_form(request: Request) -> Response:
     form = await request.form()
     async with page_unit(request, form) as (session, caller):
         task = await allocation.move_task(
-            session, actor=caller.actor, task_public_id=_field(form, "task")
+            session, actor=caller.actor, task_public_id=form_field(form, "task")
         )
         if task.assignment_id != _assignment_id(request):
             raise NotFound("No such review task.")
@@ -590,7 +567,7 @@ async def conflicts_page(request: Request) -> Response:
     assignment_id = _assignment_id(request)
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         ctx = await _context(session, caller.actor, assignment_id)
         pairs = await allocation.list_exclusions(
             session, actor=caller.actor, assignment_id=assignment_id
@@ -636,7 +613,7 @@ async def exclude_form(request: Request) -> Response:
 async def phase_form(request: Request) -> Response:
     form = await request.form()
     try:
-        phase = Phase(_field(form, "phase"))
+        phase = Phase(form_field(form, "phase"))
     except ValueError:
         raise Invalid(problems=[Problem("is not a phase", field="phase")]) from None
     async with page_unit(request, form) as (session, caller):
@@ -664,7 +641,7 @@ async def allocate_form(request: Request) -> Response:
 
 async def reveal_form(request: Request) -> Response:
     form = await request.form()
-    target = _field(form, "target")
+    target = form_field(form, "target")
     if target not in ("author", "reviewers"):
         raise Invalid(problems=[Problem("choose author or reviewers", field="target")])
     assignment_id = _assignment_id(request)
@@ -673,9 +650,9 @@ async def reveal_form(request: Request) -> Response:
             session,
             actor=caller.actor,
             assignment_id=assignment_id,
-            paper_code=_field(form, "paper"),
+            paper_code=form_field(form, "paper"),
             target=target,  # type: ignore[arg-type]
-            reason=_field(form, "reason"),
+            reason=form_field(form, "reason"),
         )
         ctx = await _context(session, caller.actor, assignment_id)
     response = render_page(request, "reveal.html", {**ctx, "reveal": view})
