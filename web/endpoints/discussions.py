@@ -17,7 +17,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from services import discussions, events, moderation, notifications, policy, search
-from services.errors import Invalid, Problem
+from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import Event, FlagReason
 from services.policy import Actor
 from services.views import PostView
@@ -25,7 +25,9 @@ from web import idempotency as idempotent
 from web import live
 from web.context import session_state, templates_of, unit_of_work
 from web.endpoints.pages import (
+    Refusal,
     form_field,
+    keep_input,
     page_unit,
     redirect_with_flash,
     render_page,
@@ -366,29 +368,32 @@ async def api_thread_events(request: Request) -> Response:
 # --- pages ---------------------------------------------------------------------------------
 
 
-async def question_page(request: Request) -> Response:
-    async with page_unit(request) as (session, caller):
+async def question_page(request: Request, *, refused: Refusal | None = None) -> Response:
+    async with page_unit(request, refused.form if refused else None) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         view = await discussions.question_discussion(
             session, actor=caller.actor, question_id=request.path_params["question"]
         )
-    return render_page(request, "question.html", {"q": view})
+    return render_page(request, "question.html", {"q": view}, refused=refused)
 
 
 async def thread_create_form(request: Request) -> Response:
     form = await request.form()
-    async with page_unit(request, form) as (session, caller):
-        if (redirect := require_signed_in(request, caller)) is not None:
-            return redirect
-        thread = await discussions.create_thread(
-            session,
-            actor=caller.actor,
-            question_id=request.path_params["question"],
-            title=form_field(form, "title"),
-            body=form_field(form, "body"),
-            anonymous=form_field(form, "anonymous") == "on",
-        )
+    try:
+        async with page_unit(request, form) as (session, caller):
+            if (redirect := require_signed_in(request, caller)) is not None:
+                return redirect
+            thread = await discussions.create_thread(
+                session,
+                actor=caller.actor,
+                question_id=request.path_params["question"],
+                title=form_field(form, "title"),
+                body=form_field(form, "body"),
+                anonymous=form_field(form, "anonymous") == "on",
+            )
+    except DomainError as error:
+        return await keep_input(request, question_page, form, error)
     path = request.app.url_path_for("discussions:thread", thread=thread.public_id)
     return redirect_with_flash(request, str(path), "Your thread is posted.")
 
@@ -551,17 +556,26 @@ async def flag_form(request: Request) -> Response:
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
-        thread_id = await _thread_of(session, caller.actor, post_id)
-        await moderation.flag_post(
+        ctx = await discussions.access_post(session, actor=caller.actor, post_id=post_id)
+        thread_id, question_id = ctx.thread.public_id, ctx.thread.question_id
+        flags = await moderation.flag_post(
             session,
             actor=caller.actor,
             post_id=post_id,
             reason=reason,
             note=form_field(form, "note"),
         )
-    return redirect_with_flash(
-        request, _back(request, thread_id), "Thank you: a moderator will look at it."
-    )
+        # The flag that hides a thread's opening post hides the thread from its readers: the
+        # flagger then lands on the question, not on a thread they can no longer read.
+        try:
+            await discussions.access_thread(session, actor=caller.actor, thread_id=thread_id)
+            back = _back(request, thread_id)
+        except NotFound:
+            back = str(request.app.url_path_for("discussions:question", question=question_id))
+    message = "Thank you: a moderator will look at it."
+    if flags >= moderation.FLAG_THRESHOLD:
+        message += " Enough readers flagged it that it is hidden until then."
+    return redirect_with_flash(request, back, message)
 
 
 async def vote_form(request: Request) -> Response:

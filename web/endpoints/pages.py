@@ -20,10 +20,11 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services import assignments, cohorts, memberships, policy
-from services.errors import DomainError, Invalid, Problem
+from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import Cohort, Role
 from services.policy import Actor
 from web.context import Caller, templates_of, unit_of_work_caller
+from web.errors import status_for
 
 FLASH_KEY = "flash"
 
@@ -71,6 +72,7 @@ class Refusal:
     form: FormData
     values: dict[str, str]
     errors: dict[str, str]
+    status: int = 422
 
 
 def refusal_of(form: FormData, error: DomainError) -> Refusal | None:
@@ -87,7 +89,9 @@ def refusal_of(form: FormData, error: DomainError) -> Refusal | None:
     else:
         return None
     values = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "csrf_token"}
-    return Refusal(form=form, values=values, errors=errors)
+    # A not-found code in a field is a mistake in the input: 422, like any other.
+    status = 422 if isinstance(error, NotFound) else status_for(error)
+    return Refusal(form=form, values=values, errors=errors, status=status)
 
 
 class PageView(Protocol):
@@ -140,7 +144,7 @@ def render_page(
     extra: dict[str, Any] = {"flash": flash, "values": {}, "errors": {}}
     if refused is not None:
         extra |= {"values": refused.values, "errors": refused.errors}
-        status = 422 if status == 200 else status
+        status = refused.status if status == 200 else status
     return templates_of(request).TemplateResponse(
         request, template, {**extra, **context}, status_code=status
     )
@@ -153,8 +157,8 @@ def redirect_with_flash(request: Request, path: str, message: str) -> Response:
     return RedirectResponse(path, status_code=303)
 
 
-async def home(request: Request) -> Response:
-    async with page_unit(request) as (session, caller):
+async def home(request: Request, *, refused: Refusal | None = None) -> Response:
+    async with page_unit(request, refused.form if refused else None) as (session, caller):
         actor = caller.actor
         rows = await cohorts.list_cohorts(session, actor=actor)
         views = [cohorts.present_cohort(c, actor=actor) for c in rows]
@@ -166,20 +170,24 @@ async def home(request: Request) -> Response:
             "signed_in": caller.user is not None,
             "can_create": policy.can_create_cohort(actor),
         },
+        refused=refused,
     )
 
 
 async def create_cohort(request: Request) -> Response:
     form = await request.form()
-    async with page_unit(request, form) as (session, caller):
-        if (redirect := require_signed_in(request, caller)) is not None:
-            return redirect
-        cohort = await cohorts.create_cohort(
-            session,
-            actor=caller.actor,
-            slug=form_field(form, "slug"),
-            name=form_field(form, "name"),
-        )
+    try:
+        async with page_unit(request, form) as (session, caller):
+            if (redirect := require_signed_in(request, caller)) is not None:
+                return redirect
+            cohort = await cohorts.create_cohort(
+                session,
+                actor=caller.actor,
+                slug=form_field(form, "slug"),
+                name=form_field(form, "name"),
+            )
+    except DomainError as error:
+        return await keep_input(request, home, form, error)
     return redirect_with_flash(
         request,
         request.app.url_path_for("cohorts:detail", cohort=cohort.slug),
@@ -189,12 +197,15 @@ async def create_cohort(request: Request) -> Response:
 
 async def join(request: Request) -> Response:
     form = await request.form()
-    async with page_unit(request, form) as (session, caller):
-        if (redirect := require_signed_in(request, caller)) is not None:
-            return redirect
-        cohort = await memberships.join_with_code(
-            session, actor=caller.actor, code=form_field(form, "code")
-        )
+    try:
+        async with page_unit(request, form) as (session, caller):
+            if (redirect := require_signed_in(request, caller)) is not None:
+                return redirect
+            cohort = await memberships.join_with_code(
+                session, actor=caller.actor, code=form_field(form, "code")
+            )
+    except DomainError as error:
+        return await keep_input(request, home, form, error)
     return redirect_with_flash(
         request,
         request.app.url_path_for("cohorts:detail", cohort=cohort.slug),

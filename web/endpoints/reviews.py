@@ -4,6 +4,7 @@ service function inside one unit of work and renders the per-viewer view it gets
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -27,7 +28,7 @@ from services import (
     reviews,
     stance,
 )
-from services.errors import Invalid, NotFound, Problem
+from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import (
     Assignment,
     ComponentStance,
@@ -46,7 +47,9 @@ from web import live
 from web.charts import bar_chart
 from web.context import unit_of_work
 from web.endpoints.pages import (
+    Refusal,
     form_field,
+    keep_input,
     page_unit,
     redirect_with_flash,
     render_page,
@@ -488,9 +491,18 @@ async def rating_form(request: Request) -> Response:
     return redirect_with_flash(request, back, "Thank you: your rating is saved.")
 
 
-async def dashboard_page(request: Request) -> Response:
+async def dashboard_page(
+    request: Request,
+    *,
+    refused: Refusal | None = None,
+    confirm: Phase | None = None,
+    form: FormData | None = None,
+) -> Response:
+    """The review dashboard; also the re-render of its refused forms (`refused`) and the
+    confirmation of a phase change (`confirm`: the phase asked for, with its consequences)."""
     assignment_id = _assignment_id(request)
-    async with page_unit(request) as (session, caller):
+    form = refused.form if refused is not None else form
+    async with page_unit(request, form) as (session, caller):
         if caller.user is None:
             return signin_redirect(request)
         ctx = await _context(session, caller.actor, assignment_id)
@@ -503,6 +515,22 @@ async def dashboard_page(request: Request) -> Response:
         model = await session.get(Assignment, assignment_id)
         assert model is not None
         can_phase = policy.can_change_phase(caller.actor, model)
+        if confirm is not None and not can_phase:
+            raise NotFound("No such assignment.")
+    done = alloc.completion
+    moves = [
+        PhaseMove(
+            phase=p, back=phases.is_step_back(alloc.phase, p),
+            consequences=phases.consequences(
+                alloc.phase, p, reviews_per_paper=alloc.reviews_per_paper,
+                submitted_reviews=done.submitted, unfinished_reviews=done.started + done.assigned,
+            ),
+        )
+        for p in (phases.allowed_moves(alloc.phase) if can_phase else [])
+    ]  # fmt: skip
+    asked = next((m for m in moves if m.phase is confirm), None)
+    if refused is not None and (wanted := refused.values.get("phase")):
+        asked = next((m for m in moves if m.phase.value == wanted), asked)
     return render_page(
         request,
         "review_dashboard.html",
@@ -510,13 +538,24 @@ async def dashboard_page(request: Request) -> Response:
             **ctx,
             "alloc": alloc,
             "report": report,
-            "moves": phases.allowed_moves(alloc.phase) if can_phase else [],
+            "moves": moves,
+            "confirm": asked,
             "chart": bar_chart(
                 [(c.stance.replace("_", " "), c.count) for c in report.overall],
                 title=f"Overall stance toward {report.source or 'the source'}",
             ),
         },
+        refused=refused,
     )
+
+
+@dataclass(frozen=True)
+class PhaseMove:
+    """A phase button: where it goes, whether that is a step back, and what it does."""
+
+    phase: Phase
+    back: bool
+    consequences: list[str]
 
 
 def _user_id(form: FormData, name: str) -> int:
@@ -534,11 +573,14 @@ async def assign_form(request: Request) -> Response:
     """A moderator adds one more reviewer to a paper; Peerboard picks the student (the
     least-loaded eligible one), so the page never links a name to a paper."""
     form = await request.form()
-    async with page_unit(request, form) as (session, caller):
-        task = await allocation.assign_by_hand(
-            session, actor=caller.actor, assignment_id=_assignment_id(request),
-            paper_public_id=form_field(form, "paper"),
-        )  # fmt: skip
+    try:
+        async with page_unit(request, form) as (session, caller):
+            task = await allocation.assign_by_hand(
+                session, actor=caller.actor, assignment_id=_assignment_id(request),
+                paper_public_id=form_field(form, "paper"),
+            )  # fmt: skip
+    except DomainError as error:
+        return await keep_input(request, dashboard_page, form, error)
     return redirect_with_flash(
         request,
         _path(request, "reviews:dashboard"),
@@ -611,15 +653,33 @@ async def exclude_form(request: Request) -> Response:
 
 
 async def phase_form(request: Request) -> Response:
+    """A phase button asks first: the dashboard shows what the move does, and only its
+    "Yes" button (confirmed=yes) moves. A step back over submitted reviews also needs the
+    instructor to tick that they understand."""
     form = await request.form()
     try:
         phase = Phase(form_field(form, "phase"))
     except ValueError:
         raise Invalid(problems=[Problem("is not a phase", field="phase")]) from None
-    async with page_unit(request, form) as (session, caller):
-        _, made = await phases.change_phase(
-            session, actor=caller.actor, assignment_id=_assignment_id(request), phase=phase
-        )
+    if form_field(form, "confirmed") != "yes":
+        return await dashboard_page(request, confirm=phase, form=form)
+    try:
+        async with page_unit(request, form) as (session, caller):
+            model = await policy.access_assignment(
+                session, actor=caller.actor, assignment_id=_assignment_id(request)
+            )
+            back = phases.is_step_back(model.phase, phase)
+            if back and form_field(form, "understood") != "on":
+                done = await stance.completion(session, assignment_id=_assignment_id(request))
+                if done.submitted:
+                    raise Invalid(problems=[Problem(
+                        f"tick this box to step back over {done.submitted} submitted "
+                        "review(s)", field="understood")])  # fmt: skip
+            _, made = await phases.change_phase(
+                session, actor=caller.actor, assignment_id=_assignment_id(request), phase=phase
+            )
+    except DomainError as error:
+        return await keep_input(request, dashboard_page, form, error)
     path = request.app.url_path_for("reviews:dashboard", assignment=str(_assignment_id(request)))
     extra = f" {len(made)} review tasks were allocated." if made else ""
     return redirect_with_flash(
@@ -645,16 +705,19 @@ async def reveal_form(request: Request) -> Response:
     if target not in ("author", "reviewers"):
         raise Invalid(problems=[Problem("choose author or reviewers", field="target")])
     assignment_id = _assignment_id(request)
-    async with page_unit(request, form) as (session, caller):
-        view = await reveals.reveal(
-            session,
-            actor=caller.actor,
-            assignment_id=assignment_id,
-            paper_code=form_field(form, "paper"),
-            target=target,  # type: ignore[arg-type]
-            reason=form_field(form, "reason"),
-        )
-        ctx = await _context(session, caller.actor, assignment_id)
+    try:
+        async with page_unit(request, form) as (session, caller):
+            view = await reveals.reveal(
+                session,
+                actor=caller.actor,
+                assignment_id=assignment_id,
+                paper_code=form_field(form, "paper"),
+                target=target,  # type: ignore[arg-type]
+                reason=form_field(form, "reason"),
+            )
+            ctx = await _context(session, caller.actor, assignment_id)
+    except DomainError as error:
+        return await keep_input(request, dashboard_page, form, error)
     response = render_page(request, "reveal.html", {**ctx, "reveal": view})
     response.headers["Cache-Control"] = "no-store"
     return response
