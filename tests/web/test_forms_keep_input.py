@@ -73,7 +73,7 @@ async def test_a_blank_thread_title_keeps_the_body(
         f"/questions/{question}/threads", data={"title": "   ", "body": body, "anonymous": "on"}
     )
     assert page.status_code == 422
-    assert "must not be empty" in field_error(page.text, "title")
+    assert field_error(page.text, "title") == "The title must not be empty."
     assert f">{body}</textarea>" in page.text
     assert 'id="anonymous" checked' in page.text
     threads = (await c["ada"].get(f"/api/v1/questions/{question}/threads")).json()["threads"]

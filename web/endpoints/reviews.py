@@ -37,6 +37,7 @@ from services.models import (
     ReviewTask,
     Role,
     Stance,
+    TaskStatus,
 )
 from services.policy import Actor
 from services.views import (
@@ -434,6 +435,12 @@ async def review_page(request: Request) -> Response:
         )
         view = reviews.present_task(detail, actor=caller.actor)
         ctx = await _context(session, caller.actor, view.assignment_id)
+        mine = await reviews.list_my_tasks(
+            session, actor=caller.actor, assignment_id=view.assignment_id
+        )
+    # The "next review" link: the reviewer's next task still to do, after this one.
+    todo = [t for t in mine if t.status in (TaskStatus.assigned, TaskStatus.started)]
+    after = [t for t in todo if t.id != view.id]
     quotes = [e.model_dump() for e in view.review.evidence] if view.review else []
     state = {
         "task": view.id,
@@ -447,6 +454,7 @@ async def review_page(request: Request) -> Response:
         {
             **ctx,
             "task": view,
+            "next_task": after[0] if after else None,
             "stances": [s for s in Stance],
             "component_stances": [c for c in ComponentStance],
             "current": {c.key: c.stance for c in view.review.components} if view.review else {},
