@@ -14,8 +14,10 @@ from tests.browser.conftest import LiveServer, new_page, sign_in_as
 
 async def focused(page: Any) -> dict[str, str]:
     info: dict[str, str] = await page.evaluate(
-        """() => { const el = document.activeElement;
-                   return {id: el.id || "", cls: el.className || "", text: el.textContent || ""}; }"""
+        """() => {
+            const el = document.activeElement;
+            return {id: el.id || "", cls: el.className || "", text: el.textContent || ""};
+        }"""
     )
     return info
 
@@ -117,4 +119,4 @@ async def test_a_refused_thread_keeps_what_was_typed(browser: Any, demo_server: 
     await expect(page.get_by_label("Title")).to_be_focused()
     await expect(page.get_by_label("Your response (Markdown)")).to_have_value(body)
     await context.close()
-    assert errors == []
+    assert [e for e in errors if "status of 422" not in e] == []
