@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Protocol
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
@@ -57,7 +57,7 @@ def signin_redirect(request: Request) -> Response:
     """To the sign-in page, coming back to this page (with its query) afterwards."""
     here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
     target = request.app.url_path_for("auth:signin")
-    return RedirectResponse(f"{target}?{urlencode({'next': here})}", status_code=303)
+    return RedirectResponse(f"{target}?next={quote(here, safe='/')}", status_code=303)
 
 
 def require_signed_in(request: Request, caller: Caller) -> Response | None:
