@@ -29,12 +29,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 demo: $(STAMP)
 	$(BIN)/peerboard demo
 
-# Test-only tools outside Python: Debian's chromium (browser tests) and panva's oidc-provider
-# under Node (sign-in tests). Installed when possible; otherwise those tests skip and say why
+# Test-only tools outside Python: Debian's chromium (browser tests), panva's oidc-provider
+# under Node (sign-in tests) and axe-core from npm (the accessibility test). Installed when possible; otherwise those tests skip and say why
 # (.ci/run makes them mandatory).
 test-deps:
 	@bash scripts/ensure-chromium || true
 	@bash scripts/ensure-oidc-provider || true
+	@bash scripts/ensure-axe-core || true
 
 test: $(STAMP) test-deps
 	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile

@@ -662,7 +662,8 @@ async def _pick_reviewer(session: AsyncSession, assignment: Assignment, paper: P
     if not eligible:
         raise Conflict(
             "No other student can take a review of this paper: all of them already review it, "
-            "wrote it, or are kept apart from its author."
+            "wrote it, or are kept apart from its author.",
+            field="paper",
         )
     loads = dict(
         (

@@ -50,8 +50,10 @@ class DomainError(Exception):
     code = "domain_error"
     title = "Request could not be completed"
 
-    def __init__(self, message: str | None = None) -> None:
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
         self.message = message or self.title
+        # The input field the error is about, if one is: a page shows the message beside it.
+        self.field = field
         super().__init__(self.message)
 
 

@@ -28,6 +28,60 @@ def allowed_moves(phase: Phase) -> list[Phase]:
     return [ORDER[j] for j in (i + 1, i - 1) if 0 <= j < len(ORDER)]
 
 
+def consequences(
+    current: Phase,
+    target: Phase,
+    *,
+    reviews_per_paper: int,
+    submitted_reviews: int,
+    unfinished_reviews: int,
+) -> list[str]:
+    """What moving from `current` to `target` does, in plain sentences for the instructor's
+    confirmation (from what each phase lets students do, policy.PHASE_ACTIONS)."""
+    before, after = policy.PHASE_ACTIONS[current], policy.PHASE_ACTIONS[target]
+    out: list[str] = []
+    if target is Phase.open and current is Phase.draft:
+        out.append("Students see the assignment, discuss its questions and write their papers.")
+    if "write_paper" in before and "write_paper" not in after:
+        out.append(
+            "Students can no longer change a submitted paper; a paper not yet "
+            "submitted may still come in late, as the late policy says."
+        )
+    if "write_paper" in after and "write_paper" not in before:
+        out.append("Students may write and change their papers again.")
+    if "allocate" in after and "allocate" not in before:
+        out.append(
+            f"Every submitted paper gets {reviews_per_paper} reviewers now (reviewers "
+            "already given keep their reviews), and reviewers see their tasks."
+        )
+    if "review" in before and "review" not in after:
+        out.append(
+            f"Reviewing stops: {unfinished_reviews} review(s) not yet submitted can no "
+            "longer be worked on."
+        )
+    if "review" in after and "review" not in before and current is not Phase.open:
+        out.append("Reviewers can work on their unsubmitted reviews again.")
+    if "read_feedback" in after and "read_feedback" not in before:
+        out.append(
+            f"Authors read the {submitted_reviews} submitted review(s) of their papers "
+            "and rate how helpful each was."
+        )
+    if "read_feedback" in before and "read_feedback" not in after:
+        out.append(
+            f"Authors no longer see the {submitted_reviews} submitted review(s) of their "
+            "papers until feedback is released again."
+        )
+    if target is Phase.closed:
+        out.append("The assignment is closed: feedback and the stance report stay readable.")
+    if is_step_back(current, target) and submitted_reviews:
+        out.append(f"{submitted_reviews} submitted review(s) are kept as they are.")
+    return out
+
+
+def is_step_back(current: Phase, target: Phase) -> bool:
+    return ORDER.index(target) < ORDER.index(current)
+
+
 async def _enter(
     session: AsyncSession, assignment: Assignment, phase: Phase, *, now: datetime
 ) -> list[ReviewTask]:

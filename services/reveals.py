@@ -39,7 +39,11 @@ async def reveal(
         select(Paper).where(Paper.assignment_id == assignment.id, Paper.code == code)
     )
     if paper is None:
-        raise NotFound("No such paper.")
+        # The staff member may list the assignment's papers: a code typed wrong is a mistake
+        # in that field, not a secret.
+        raise NotFound(
+            f"No paper of this assignment has the code {code or '(empty)'}.", field="paper"
+        )
     cleaned = audit.clean_reason(reason)
     tasks = list(
         (

@@ -594,6 +594,7 @@ class WorkspaceView(View):
     overdue_tasks: int
     stance: StanceView | None
     recent_audit: list[AuditEntryView] | None  # instructors only
+    exports: list[str] = []  # the export kinds this viewer may take (audit: instructors)
 
 
 # === mail (issue 14) ========================================================================

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import policy, stance
+from services import exports, policy, stance
 from services.db import core_select
 from services.errors import NotFound
 from services.models import (
@@ -164,6 +164,7 @@ async def overview(session: AsyncSession, *, actor: Actor, assignment_id: int) -
         overdue_tasks=overdue,
         stance=report,
         recent_audit=recent,
+        exports=[k for k in exports.KINDS if policy.can_take_export(actor, cohort, kind=k)],
     )
 
 

@@ -127,9 +127,13 @@ def problem_response(
     )
 
 
+def status_for(exc: DomainError) -> int:
+    return next((s for cls, s in _STATUS_FOR if isinstance(exc, cls)), 400)
+
+
 async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
-    status = next((s for cls, s in _STATUS_FOR if isinstance(exc, cls)), 400)
+    status = status_for(exc)
     problems = exc.problems if isinstance(exc, Invalid) else None
     return problem_response(
         request, status=status, code=exc.code, detail=exc.message, problems=problems

@@ -19,6 +19,7 @@ import uvicorn
 
 from services.db import make_engine, make_sessionmaker, transaction
 from services.demo import seed_demo
+from services.demo.living import seed_living_cohort
 from tests.conftest import migrated, run_async
 from web.app import create_app
 from web.demo import demo_settings, run_demo_identity_provider
@@ -57,13 +58,18 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-async def _seed(url: str, issuer: str) -> int:
+async def _seed(url: str, issuer: str, *, living: bool = False) -> int:
     await migrated(url)
     engine = make_engine(url)
     try:
         async with transaction(make_sessionmaker(engine)) as session:
             assignment = await seed_demo(session, issuer=issuer)
             assert assignment.id is not None
+            if living:  # everything `make demo` seeds
+                await seed_living_cohort(
+                    session, assignment=assignment, issuer=issuer,
+                    sample_paper=assignment.sample_paper or "",
+                )  # fmt: skip
             return assignment.id
     finally:
         await engine.dispose()
@@ -77,13 +83,24 @@ class LiveServer:
 
 @pytest.fixture(scope="session")
 def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
-    """What `make demo` runs: the seeded demo behind the demo identity provider, served by
-    uvicorn on free loopback ports."""
+    """The demo cohort with the Secure Base assignment open (and nothing else) behind the
+    demo identity provider, served by uvicorn on free loopback ports."""
+    yield from _serve(tmp_path_factory, living=False)
+
+
+@pytest.fixture(scope="session")
+def demo_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+    """What `make demo` runs: the living demo (discussion, reviews under way, feedback,
+    flags, exemplars). Tests that change it change only what no other test reads."""
+    yield from _serve(tmp_path_factory, living=True)
+
+
+def _serve(factory: pytest.TempPathFactory, *, living: bool) -> Iterator[LiveServer]:
     _require_browser()
-    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('live') / 'demo.db'}"
+    url = f"sqlite+aiosqlite:///{factory.mktemp('live') / 'demo.db'}"
     port = _free_port()
     with run_demo_identity_provider(_free_port()) as issuer:
-        assignment_id = run_async(_seed(url, issuer))
+        assignment_id = run_async(_seed(url, issuer, living=living))
         settings = demo_settings(host="127.0.0.1", port=port, database_url=url, issuer=issuer)
         server = uvicorn.Server(
             uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning")

@@ -24,6 +24,16 @@ def paper(word: str) -> str:
     )
 
 
+async def move_to(page: Any, phase: str) -> None:
+    """A phase button asks first (listing what the move does); "Yes" moves."""
+    await page.get_by_role("button", name=re.compile(rf"(Forward|Back) to {phase}")).click()
+    await expect(page.locator(".confirm li").first).to_be_visible()
+    understood = page.locator("#understood")
+    if await understood.count():
+        await understood.check()
+    await page.get_by_role("button", name=f"Yes, move to {phase}").click()
+
+
 async def as_person(
     browser: Any, live_server: LiveServer, subject: str
 ) -> tuple[Any, Any, list[str]]:
@@ -50,7 +60,7 @@ async def test_review_with_a_selected_quote_then_the_author_rates_it(
     context, page, errors = await as_person(browser, live_server, "ivo-instructor")
     await page.goto(f"{base}/assignments/{a}")
     await page.get_by_role("link", name="Review dashboard").click()
-    await page.get_by_role("button", name="Move to review").click()
+    await move_to(page, "review")
     await expect(page.get_by_role("status").first).to_contain_text("now in review")
     await context.close()
     assert errors == []
@@ -61,13 +71,18 @@ async def test_review_with_a_selected_quote_then_the_author_rates_it(
     await expect(page.get_by_role("heading", level=1)).to_have_text(
         re.compile(r"^Review of Paper ")
     )
+    await expect(page.locator("#paper-text .sentence").first).to_be_visible()  # script ran
     text = await page.locator("#paper-text").inner_text()
     author = next(n for n, w in MARKERS.items() if w in text)
     assert author != "ada"
     # Select the passage with the mouse's equivalent, then use it as evidence.
     await page.evaluate(
         """(needle) => {
-            const node = document.getElementById("paper-text").firstChild;
+            // The page shows the paper sentence by sentence: find the text node.
+            const walker = document.createTreeWalker(
+                document.getElementById("paper-text"), NodeFilter.SHOW_TEXT);
+            let node = walker.nextNode();
+            while (node && !node.textContent.includes(needle)) node = walker.nextNode();
             const at = node.textContent.indexOf(needle);
             const range = document.createRange();
             range.setStart(node, at);
@@ -85,13 +100,15 @@ async def test_review_with_a_selected_quote_then_the_author_rates_it(
         await select.select_option("not_addressed")
     await page.get_by_label("Rationale").fill("It agrees that the therapist is a secure base.")
     await page.get_by_role("button", name="Submit review").click()
-    await expect(page.locator("#review-status")).to_have_text("Your review is submitted.")
+    await expect(page.locator("#review-status")).to_have_text(
+        "Your review is submitted. It is read-only now."
+    )
     await context.close()
     assert errors == []
 
     context, page, errors = await as_person(browser, live_server, "ivo-instructor")
     await page.goto(f"{base}/assignments/{a}/review-dashboard")
-    await page.get_by_role("button", name="Move to feedback").click()
+    await move_to(page, "feedback")
     await expect(page.get_by_role("status").first).to_contain_text("now in feedback")
     await context.close()
 
@@ -114,9 +131,9 @@ async def test_review_with_a_selected_quote_then_the_author_rates_it(
     # Leave the shared demo as other browser tests expect it: open for papers.
     context, page, errors = await as_person(browser, live_server, "ivo-instructor")
     await page.goto(f"{base}/assignments/{a}/review-dashboard")
-    await page.get_by_role("button", name="Move to review").click()
+    await move_to(page, "review")
     await expect(page.get_by_role("status").first).to_contain_text("now in review")
-    await page.get_by_role("button", name="Move to open").click()
+    await move_to(page, "open")
     await expect(page.get_by_role("status").first).to_contain_text("now in open")
     await context.close()
     assert errors == []

@@ -54,7 +54,7 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
         expect(303, 404, 404, 200, 200, 200),
     ),
     ("reviews:phase", "POST"): (
-        send("POST", f"{MAIN}/phase", data={"phase": "review"}),
+        send("POST", f"{MAIN}/phase", data={"phase": "review", "confirmed": "yes"}),
         expect(404, 404, 404, 404, 303, 303),
     ),
     ("reviews:allocate", "POST"): (

@@ -182,7 +182,9 @@ async def test_pages_render_for_each_side(
             f"/api/v1/assignments/{a}/paper", json={"body": paper_text(name), "submit": True}
         )
     moved = await c["ivo"].post(
-        f"/assignments/{a}/phase", data={"phase": "review"}, follow_redirects=True
+        f"/assignments/{a}/phase",
+        data={"phase": "review", "confirmed": "yes"},
+        follow_redirects=True,
     )
     assert "The assignment is now in review." in moved.text
     dashboard = await c["mona"].get(f"/assignments/{a}/review-dashboard")

@@ -19,15 +19,20 @@ from starlette.responses import Response
 from services import assignments, cohorts
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import LatePolicy
-from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
+from web.endpoints.pages import (
+    form_field,
+    page_unit,
+    redirect_with_flash,
+    render_page,
+    require_signed_in,
+)
 from web.endpoints.parsing import whole_number
 
 DEADLINES = ("paper_due_at", "review_due_at")
 
 
 def _text(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
+    return form_field(form, name, strip=True)
 
 
 def _when(raw: str, field: str, problems: list[Problem], zone: ZoneInfo) -> datetime | None:

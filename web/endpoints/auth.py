@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import httpx2
@@ -17,6 +16,7 @@ from services import identity
 from services.db import transaction
 from services.identity import VerifiedIdentity
 from web.context import session_state, sessions_of, settings_of, templates_of, unit_of_work
+from web.endpoints.pages import safe_path
 from web.errors import ApiError
 from web.oidc import SignInRefused, StrictOpenIDApp
 from web.responses import json_response
@@ -25,18 +25,6 @@ from web.settings import OIDCProviderSettings
 log = logging.getLogger("peerboard.auth")
 NEXT_KEY = "signin_next"
 PROVIDER_KEY = "signin_provider"
-
-
-def safe_next(value: str | None) -> str:
-    """Only a path on this site: never //host, /\\host, a scheme, or control characters."""
-    if not value or len(value) > 2000 or not value.startswith("/"):
-        return "/"
-    if value.startswith(("//", "/\\")) or any(ord(ch) < 0x20 or ch == "\\" for ch in value):
-        return "/"
-    parts = urlsplit(value)
-    if parts.scheme or parts.netloc:
-        return "/"
-    return value
 
 
 def _provider(request: Request) -> tuple[OIDCProviderSettings, StrictOpenIDApp]:
@@ -67,7 +55,7 @@ async def providers(request: Request) -> Response:
 
 async def signin_page(request: Request) -> Response:
     state = session_state(request)
-    next_path = safe_next(request.query_params.get("next"))
+    next_path = safe_path(request.query_params.get("next"))
     return templates_of(request).TemplateResponse(
         request,
         "signin.html",
@@ -83,7 +71,7 @@ async def login(request: Request) -> Response:
     provider, client = _provider(request)
     state = session_state(request)
     assert state is not None
-    state.data[NEXT_KEY] = safe_next(request.query_params.get("next"))
+    state.data[NEXT_KEY] = safe_path(request.query_params.get("next"))
     state.data[PROVIDER_KEY] = provider.name
     redirect_uri = settings_of(request).redirect_uri(provider.name)
     try:
@@ -105,7 +93,7 @@ async def callback(request: Request) -> Response:
     async with transaction(sessions_of(request)) as session:
         user = await identity.sign_in(session, identity=verified)
         assert user.id is not None
-    next_path = safe_next(state.data.pop(NEXT_KEY, "/"))
+    next_path = safe_path(state.data.pop(NEXT_KEY, "/"))
     state.data.pop(PROVIDER_KEY, None)
     state.login(user.id)
     log.info("sign-in: user %s via %s", user.id, provider.name)

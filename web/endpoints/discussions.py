@@ -26,14 +26,23 @@ from services import (
     search,
     thread_reading,
 )
-from services.errors import Invalid, Problem
+from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import Event, FlagReason
 from services.policy import Actor
 from services.views import PostView
 from web import idempotency as idempotent
 from web import live
 from web.context import session_state, templates_of, unit_of_work
-from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
+from web.endpoints.pages import (
+    Refusal,
+    form_field,
+    keep_input,
+    page_unit,
+    redirect_with_flash,
+    render_page,
+    require_signed_in,
+    safe_path,
+)
 from web.endpoints.parsing import query_number, read_model, whole_number
 from web.errors import PROBLEM_TYPE
 from web.responses import ORJSONResponse, json_response
@@ -360,34 +369,32 @@ async def api_thread_events(request: Request) -> Response:
 # --- pages ---------------------------------------------------------------------------------
 
 
-def _field(form: Any, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
-async def question_page(request: Request) -> Response:
-    async with page_unit(request) as (session, caller):
+async def question_page(request: Request, *, refused: Refusal | None = None) -> Response:
+    async with page_unit(request, refused.form if refused else None) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         view = await question_threads.question_discussion(
             session, actor=caller.actor, question_id=request.path_params["question"]
         )
-    return render_page(request, "question.html", {"q": view})
+    return render_page(request, "question.html", {"q": view}, refused=refused)
 
 
 async def thread_create_form(request: Request) -> Response:
     form = await request.form()
-    async with page_unit(request, form) as (session, caller):
-        if (redirect := require_signed_in(request, caller)) is not None:
-            return redirect
-        thread = await discussions.create_thread(
-            session,
-            actor=caller.actor,
-            question_id=request.path_params["question"],
-            title=_field(form, "title"),
-            body=_field(form, "body"),
-            anonymous=_field(form, "anonymous") == "on",
-        )
+    try:
+        async with page_unit(request, form) as (session, caller):
+            if (redirect := require_signed_in(request, caller)) is not None:
+                return redirect
+            thread = await discussions.create_thread(
+                session,
+                actor=caller.actor,
+                question_id=request.path_params["question"],
+                title=form_field(form, "title"),
+                body=form_field(form, "body"),
+                anonymous=form_field(form, "anonymous") == "on",
+            )
+    except DomainError as error:
+        return await keep_input(request, question_page, form, error)
     path = request.app.url_path_for("discussions:thread", thread=thread.public_id)
     return redirect_with_flash(request, str(path), "Your thread is posted.")
 
@@ -489,9 +496,9 @@ async def reply_form(request: Request) -> Response:
             session,
             actor=caller.actor,
             thread_id=thread_id,
-            body=_field(form, "body"),
-            parent_id=_field(form, "parent") or None,
-            anonymous=_field(form, "anonymous") == "on",
+            body=form_field(form, "body"),
+            parent_id=form_field(form, "parent") or None,
+            anonymous=form_field(form, "anonymous") == "on",
         )
     return redirect_with_flash(
         request, _back(request, thread_id, f"post-{post.public_id}"), "Reply posted."
@@ -506,7 +513,7 @@ async def _thread_of(session: AsyncSession, actor: Actor, post_id: str) -> str:
 async def edit_form(request: Request) -> Response:
     form = await request.form()
     post_id = request.path_params["post"]
-    version = whole_number(_field(form, "version"), field="version")
+    version = whole_number(form_field(form, "version"), field="version")
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
@@ -515,7 +522,7 @@ async def edit_form(request: Request) -> Response:
             session,
             actor=caller.actor,
             post_id=post_id,
-            body=_field(form, "body"),
+            body=form_field(form, "body"),
             version=version,
         )
     return redirect_with_flash(
@@ -543,19 +550,32 @@ async def flag_form(request: Request) -> Response:
     form = await request.form()
     post_id = request.path_params["post"]
     try:
-        reason = FlagReason(_field(form, "reason"))
+        reason = FlagReason(form_field(form, "reason"))
     except ValueError:
         raise Invalid(problems=[Problem("is not a flag reason", field="reason")]) from None
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
-        thread_id = await _thread_of(session, caller.actor, post_id)
-        await moderation.flag_post(
-            session, actor=caller.actor, post_id=post_id, reason=reason, note=_field(form, "note")
+        ctx = await discussions.access_post(session, actor=caller.actor, post_id=post_id)
+        thread_id, question_id = ctx.thread.public_id, ctx.thread.question_id
+        flags = await moderation.flag_post(
+            session,
+            actor=caller.actor,
+            post_id=post_id,
+            reason=reason,
+            note=form_field(form, "note"),
         )
-    return redirect_with_flash(
-        request, _back(request, thread_id), "Thank you: a moderator will look at it."
-    )
+        # The flag that hides a thread's opening post hides the thread from its readers: the
+        # flagger then lands on the question, not on a thread they can no longer read.
+        try:
+            await discussions.access_thread(session, actor=caller.actor, thread_id=thread_id)
+            back = _back(request, thread_id)
+        except NotFound:
+            back = str(request.app.url_path_for("discussions:question", question=question_id))
+    message = "Thank you: a moderator will look at it."
+    if flags >= moderation.FLAG_THRESHOLD:
+        message += " Enough readers flagged it that it is hidden until then."
+    return redirect_with_flash(request, back, message)
 
 
 async def vote_form(request: Request) -> Response:
@@ -566,7 +586,7 @@ async def vote_form(request: Request) -> Response:
             return redirect
         thread_id = await _thread_of(session, caller.actor, post_id)
         await discussions.vote(
-            session, actor=caller.actor, post_id=post_id, up=_field(form, "up") != "0"
+            session, actor=caller.actor, post_id=post_id, up=form_field(form, "up") != "0"
         )
     return redirect_with_flash(
         request, _back(request, thread_id, f"post-{post_id}"), "Vote recorded."
@@ -575,21 +595,19 @@ async def vote_form(request: Request) -> Response:
 
 async def moderate_form(request: Request) -> Response:
     form = await request.form()
-    back = _field(form, "back")
+    back = form_field(form, "back")
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         await moderation.moderate(
             session,
             actor=caller.actor,
-            action=_field(form, "action"),
-            target=_field(form, "target"),
-            reason=_field(form, "reason"),
+            action=form_field(form, "action"),
+            target=form_field(form, "target"),
+            reason=form_field(form, "reason"),
         )
     # Only our own paths: never redirect to another site.
-    if not back.startswith("/") or back.startswith("//") or "\\" in back:
-        back = "/"
-    return redirect_with_flash(request, back, "Done.")
+    return redirect_with_flash(request, safe_path(back), "Done.")
 
 
 async def flags_page(request: Request) -> Response:

@@ -7,13 +7,19 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from services import assignments, exemplars
 from services.models import Attribution, ExemplarKind, ExemplarStatus, Question
 from services.views import AssignmentView, ExemplarView
 from web.context import unit_of_work
-from web.endpoints.pages import page_unit, redirect_with_flash, render_page
+from web.endpoints.pages import (
+    form_field,
+    page_unit,
+    redirect_with_flash,
+    render_page,
+    signin_redirect,
+)
 from web.endpoints.parsing import read_model
 from web.errors import ApiError
 from web.responses import json_response
@@ -173,7 +179,7 @@ async def gallery_page(request: Request) -> Response:
     question_id, whole = _question_filter(request)
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+            return signin_redirect(request)
         detail = await assignments.get_assignment(
             session, actor=caller.actor, assignment_id=assignment_id
         )
@@ -225,8 +231,7 @@ async def nominate_form(request: Request) -> Response:
     form = await request.form()
 
     def field(name: str) -> str:
-        value = form.get(name)
-        return value.strip() if isinstance(value, str) else ""
+        return form_field(form, name, strip=True)
 
     try:
         kind = ExemplarKind(field("kind") or "post")
@@ -252,13 +257,8 @@ async def nominate_form(request: Request) -> Response:
     )
 
 
-def _form_field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
 def _version_field(form: FormData) -> int:
-    version = _whole_number(_form_field(form, "version"))
+    version = _whole_number(form_field(form, "version", strip=True))
     if version is None:
         raise ApiError(422, "This form is missing the exemplar's version; reload the gallery.")
     return version
@@ -268,7 +268,7 @@ def _back_to_gallery(request: Request, form: FormData, assignment_id: int, ancho
     """The gallery the form was on (all, the whole assignment's, or one question's), at the
     exemplar; the `gallery` field only ever picks one of those, never an arbitrary URL."""
     path = str(request.app.url_path_for("exemplars:gallery", assignment=str(assignment_id)))
-    shown = _form_field(form, "gallery")
+    shown = form_field(form, "gallery", strip=True)
     if shown == "none" or _whole_number(shown) is not None:
         path += f"?question={shown}"
     return f"{path}#exemplar-{anchor}"
@@ -278,11 +278,12 @@ async def move_form(request: Request) -> Response:
     """The gallery's "Move up" / "Move down" buttons (curators)."""
     form = await request.form()
     async with page_unit(request, form) as (session, caller):
-        direction = _form_field(form, "direction")  # the service refuses all but up / down
+        # The service refuses all but up / down.
+        direction = form_field(form, "direction", strip=True)
         made = await exemplars.move(
             session, actor=caller.actor, public_id=request.path_params["exemplar"],
             direction=direction, version=_version_field(form),
-            neighbour=_form_field(form, "neighbour") or None,
+            neighbour=form_field(form, "neighbour", strip=True) or None,
         )  # fmt: skip
     return redirect_with_flash(
         request,
@@ -295,7 +296,7 @@ async def edit_form(request: Request) -> Response:
     """The gallery's publish / back-to-draft button and note editor (curators)."""
     form = await request.form()
     async with page_unit(request, form) as (session, caller):
-        raw_status = _form_field(form, "status")
+        raw_status = form_field(form, "status", strip=True)
         try:
             status = ExemplarStatus(raw_status) if raw_status else None
         except ValueError:

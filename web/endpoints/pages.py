@@ -1,15 +1,18 @@
 """HTML pages for people. Same service calls and views as the API; templates only place them.
 
 Forms post back with the session's CSRF token; success redirects (303) to a page that shows
-the result, and refusals render the error page with the reason (4xx).
+the result. A refusal about the input shows the same page again with what the person typed
+and the reason next to the field (`keep_input`); other refusals render the error page.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
+from urllib.parse import quote, urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
@@ -17,20 +20,106 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from services import assignments, cohorts, memberships, policy
-from services.errors import Invalid, Problem
+from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import Cohort, Role
 from services.policy import Actor
 from web.context import Caller, templates_of, unit_of_work_caller
 from web.endpoints.parsing import whole_number
+from web.errors import status_for
 from web.ratelimit import JOIN, rate_limits_of
 
 FLASH_KEY = "flash"
+
+
+# --- the one copy of each page helper ------------------------------------------------------
+
+
+def form_field(form: FormData, name: str, *, strip: bool = False) -> str:
+    """A text field of a posted form ("" when missing, or when a file was sent instead)."""
+    value = form.get(name)
+    if not isinstance(value, str):
+        return ""
+    return value.strip() if strip else value
+
+
+def safe_path(value: str | None, default: str = "/") -> str:
+    """Only a path on this site: never //host, /\\host, a scheme, or control characters.
+    Used for every `next` and `back` a request carries."""
+    if not value or len(value) > 2000 or not value.startswith("/"):
+        return default
+    if value.startswith(("//", "/\\")) or any(ord(ch) < 0x20 or ch == "\\" for ch in value):
+        return default
+    parts = urlsplit(value)
+    if parts.scheme or parts.netloc:
+        return default
+    return value
+
+
+def signin_redirect(request: Request) -> Response:
+    """To the sign-in page, coming back to this page (with its query) afterwards."""
+    here = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    target = request.app.url_path_for("auth:signin")
+    return RedirectResponse(f"{target}?next={quote(here, safe='/')}", status_code=303)
+
+
+def require_signed_in(request: Request, caller: Caller) -> Response | None:
+    return signin_redirect(request) if caller.user is None else None
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """A refused form shown again: what the person typed, and a message beside each field
+    that failed (`""` holds a message about the form as a whole)."""
+
+    form: FormData
+    values: dict[str, str]
+    errors: dict[str, str]
+    status: int = 422
+
+
+def refusal_of(form: FormData, error: DomainError) -> Refusal | None:
+    """The refusal to show beside the form, or None when the error is not about the input
+    (not found, not allowed...), which the error page answers instead."""
+    errors: dict[str, str] = {}
+    if isinstance(error, Invalid):
+        for problem in error.problems:
+            errors.setdefault(problem.field or "", problem.message)
+        if not errors:
+            errors[""] = error.message
+    elif error.field is not None:
+        errors[error.field] = error.message
+    else:
+        return None
+    values = {k: v for k, v in form.multi_items() if isinstance(v, str) and k != "csrf_token"}
+    # A not-found code in a field is a mistake in the input: 422, like any other.
+    status = 422 if isinstance(error, NotFound) else status_for(error)
+    return Refusal(form=form, values=values, errors=errors, status=status)
+
+
+class PageView(Protocol):
+    """A GET page that can also show a refused form again."""
+
+    def __call__(
+        self, request: Request, *, refused: Refusal | None = None
+    ) -> Awaitable[Response]: ...
+
+
+async def keep_input(
+    request: Request, page: PageView, form: FormData, error: DomainError
+) -> Response:
+    """The one re-render of a refused form: `page` again (422) with the person's input kept
+    and each message next to its field; errors about something else propagate unchanged."""
+    refused = refusal_of(form, error)
+    if refused is None:
+        raise error
+    return await page(request, refused=refused)
 
 
 @asynccontextmanager
 async def page_unit(
     request: Request, form: FormData | None = None
 ) -> AsyncIterator[tuple[AsyncSession, Caller]]:
+    # A re-render after a refused POST is still that POST: its form carries the CSRF token.
     token = form.get("csrf_token") if form is not None else None
     async with unit_of_work_caller(
         request, form_csrf=token if isinstance(token, str) else None
@@ -44,12 +133,22 @@ async def page_unit(
 
 
 def render_page(
-    request: Request, template: str, context: dict[str, Any], status: int = 200
+    request: Request,
+    template: str,
+    context: dict[str, Any],
+    status: int = 200,
+    *,
+    refused: Refusal | None = None,
 ) -> Response:
+    """A page; with `refused`, the form's input and errors are in `values` and `errors`."""
     session = request.scope.get("session")
     flash = session.pop(FLASH_KEY, None) if session is not None else None
+    extra: dict[str, Any] = {"flash": flash, "values": {}, "errors": {}}
+    if refused is not None:
+        extra |= {"values": refused.values, "errors": refused.errors}
+        status = refused.status if status == 200 else status
     return templates_of(request).TemplateResponse(
-        request, template, {**context, "flash": flash}, status_code=status
+        request, template, {**extra, **context}, status_code=status
     )
 
 
@@ -60,21 +159,8 @@ def redirect_with_flash(request: Request, path: str, message: str) -> Response:
     return RedirectResponse(path, status_code=303)
 
 
-def require_signed_in(request: Request, caller: Caller) -> Response | None:
-    if caller.user is None:
-        return RedirectResponse(
-            f"{request.app.url_path_for('auth:signin')}?next={request.url.path}", status_code=303
-        )
-    return None
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
-async def home(request: Request) -> Response:
-    async with page_unit(request) as (session, caller):
+async def home(request: Request, *, refused: Refusal | None = None) -> Response:
+    async with page_unit(request, refused.form if refused else None) as (session, caller):
         actor = caller.actor
         rows = await cohorts.list_cohorts(session, actor=actor)
         views = [cohorts.present_cohort(c, actor=actor) for c in rows]
@@ -86,17 +172,24 @@ async def home(request: Request) -> Response:
             "signed_in": caller.user is not None,
             "can_create": policy.can_create_cohort(actor),
         },
+        refused=refused,
     )
 
 
 async def create_cohort(request: Request) -> Response:
     form = await request.form()
-    async with page_unit(request, form) as (session, caller):
-        if (redirect := require_signed_in(request, caller)) is not None:
-            return redirect
-        cohort = await cohorts.create_cohort(
-            session, actor=caller.actor, slug=_field(form, "slug"), name=_field(form, "name")
-        )
+    try:
+        async with page_unit(request, form) as (session, caller):
+            if (redirect := require_signed_in(request, caller)) is not None:
+                return redirect
+            cohort = await cohorts.create_cohort(
+                session,
+                actor=caller.actor,
+                slug=form_field(form, "slug"),
+                name=form_field(form, "name"),
+            )
+    except DomainError as error:
+        return await keep_input(request, home, form, error)
     return redirect_with_flash(
         request,
         request.app.url_path_for("cohorts:detail", cohort=cohort.slug),
@@ -106,13 +199,16 @@ async def create_cohort(request: Request) -> Response:
 
 async def join(request: Request) -> Response:
     form = await request.form()
-    async with page_unit(request, form) as (session, caller):
-        if (redirect := require_signed_in(request, caller)) is not None:
-            return redirect
-        await rate_limits_of(request).hit(request, JOIN, person=caller.actor.user_id)
-        cohort = await memberships.join_with_code(
-            session, actor=caller.actor, code=_field(form, "code")
-        )
+    try:
+        async with page_unit(request, form) as (session, caller):
+            if (redirect := require_signed_in(request, caller)) is not None:
+                return redirect
+            await rate_limits_of(request).hit(request, JOIN, person=caller.actor.user_id)
+            cohort = await memberships.join_with_code(
+                session, actor=caller.actor, code=form_field(form, "code")
+            )
+    except DomainError as error:
+        return await keep_input(request, home, form, error)
     return redirect_with_flash(
         request,
         request.app.url_path_for("cohorts:detail", cohort=cohort.slug),
@@ -135,7 +231,7 @@ async def cohort_page(
         cohort = await cohorts.get_cohort(session, actor=actor, slug=request.path_params["cohort"])
         items = await assignments.list_assignments(session, actor=actor, cohort=cohort)
         view = cohorts.present_cohort(cohort, actor=actor)
-    typed = _field(form, "time_zone") if form is not None else view.time_zone
+    typed = form_field(form, "time_zone") if form is not None else view.time_zone
     return render_page(
         request,
         "cohort.html",
@@ -155,7 +251,7 @@ async def time_zone_form(request: Request) -> Response:
             if (redirect := require_signed_in(request, caller)) is not None:
                 return redirect
             cohort = await cohorts.set_time_zone(
-                session, actor=caller.actor, slug=slug, time_zone=_field(form, "time_zone")
+                session, actor=caller.actor, slug=slug, time_zone=form_field(form, "time_zone")
             )
     except Invalid as error:
         errors = {p.field or "": p.message for p in error.problems}
@@ -233,7 +329,7 @@ async def member_role_form(request: Request) -> Response:
     form = await request.form()
     slug = request.path_params["cohort"]
     try:
-        role = Role(_field(form, "role"))
+        role = Role(form_field(form, "role"))
     except ValueError:
         raise Invalid(problems=[Problem("is not a role", field="role")]) from None
     async with page_unit(request, form) as (session, caller):
@@ -258,8 +354,8 @@ async def member_remove_form(request: Request) -> Response:
 async def join_code_form(request: Request) -> Response:
     form = await request.form()
     slug = request.path_params["cohort"]
-    disable = _field(form, "action") == "disable"
-    days = _field(form, "valid_days").strip()
+    disable = form_field(form, "action") == "disable"
+    days = form_field(form, "valid_days").strip()
     expires_at = None
     if days and not disable:
         valid_days = whole_number(days, field="valid_days", minimum=1, maximum=365)
@@ -276,7 +372,7 @@ async def group_rule_form(request: Request) -> Response:
     form = await request.form()
     slug = request.path_params["cohort"]
     try:
-        role = Role(_field(form, "role"))
+        role = Role(form_field(form, "role"))
     except ValueError:
         raise Invalid(problems=[Problem("is not a role", field="role")]) from None
     async with page_unit(request, form) as (session, caller):
@@ -284,8 +380,8 @@ async def group_rule_form(request: Request) -> Response:
             session,
             actor=caller.actor,
             slug=slug,
-            issuer=_field(form, "issuer"),
-            group=_field(form, "group"),
+            issuer=form_field(form, "issuer"),
+            group=form_field(form, "group"),
             role=role,
         )
     return redirect_with_flash(request, _members_path(request, slug), "The group rule was added.")

@@ -4,6 +4,7 @@ service function inside one unit of work and renders the per-viewer view it gets
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import orjson
@@ -11,7 +12,7 @@ from pydantic import BaseModel, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.datastructures import FormData
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from services import (
     allocation,
@@ -26,7 +27,7 @@ from services import (
     reviews,
     stance,
 )
-from services.errors import Invalid, NotFound, Problem
+from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import (
     Assignment,
     ComponentStance,
@@ -34,6 +35,7 @@ from services.models import (
     Phase,
     Role,
     Stance,
+    TaskStatus,
 )
 from services.policy import Actor
 from services.views import (
@@ -41,8 +43,17 @@ from services.views import (
 )
 from web import live
 from web.charts import bar_chart
-from web.context import templates_of, unit_of_work
-from web.endpoints.pages import FLASH_KEY, page_unit
+from web.context import unit_of_work
+from web.endpoints.pages import (
+    Refusal,
+    form_field,
+    keep_input,
+    page_unit,
+    redirect_with_flash,
+    render_page,
+    safe_path,
+    signin_redirect,
+)
 from web.endpoints.parsing import read_model, whole_number
 from web.responses import json_response
 
@@ -350,34 +361,6 @@ async def api_review_events(request: Request) -> Response:
 # --- pages ---------------------------------------------------------------------------------
 
 
-def render_page(
-    request: Request, template: str, context: dict[str, Any], status: int = 200
-) -> Response:
-    session = request.scope.get("session")
-    flash = session.pop(FLASH_KEY, None) if session is not None else None
-    return templates_of(request).TemplateResponse(
-        request, template, {**context, "flash": flash}, status_code=status
-    )
-
-
-def redirect_with_flash(request: Request, path: str, message: str) -> Response:
-    session = request.scope.get("session")
-    if session is not None:
-        session[FLASH_KEY] = message
-    return RedirectResponse(path, status_code=303)
-
-
-def _signin(request: Request) -> Response:
-    return RedirectResponse(
-        f"{request.app.url_path_for('auth:signin')}?next={request.url.path}", status_code=303
-    )
-
-
-def _field(form: FormData, name: str) -> str:
-    value = form.get(name)
-    return value if isinstance(value, str) else ""
-
-
 async def _context(session: AsyncSession, actor: Actor, assignment_id: int) -> dict[str, Any]:
     detail = await assignments.get_assignment(session, actor=actor, assignment_id=assignment_id)
     return {
@@ -389,7 +372,7 @@ async def _context(session: AsyncSession, actor: Actor, assignment_id: int) -> d
 async def tasks_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         ctx = await _context(session, caller.actor, _assignment_id(request))
         tasks = await reviews.list_my_tasks(
             session, actor=caller.actor, assignment_id=_assignment_id(request)
@@ -400,12 +383,18 @@ async def tasks_page(request: Request) -> Response:
 async def review_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         detail = await reviews.get_task(
             session, actor=caller.actor, task_id=request.path_params["task"]
         )
         view = reviews.present_task(detail, actor=caller.actor)
         ctx = await _context(session, caller.actor, view.assignment_id)
+        mine = await reviews.list_my_tasks(
+            session, actor=caller.actor, assignment_id=view.assignment_id
+        )
+    # The "next review" link: the reviewer's next task still to do, after this one.
+    todo = [t for t in mine if t.status in (TaskStatus.assigned, TaskStatus.started)]
+    after = [t for t in todo if t.id != view.id]
     quotes = [e.model_dump() for e in view.review.evidence] if view.review else []
     state = {
         "task": view.id,
@@ -419,6 +408,7 @@ async def review_page(request: Request) -> Response:
         {
             **ctx,
             "task": view,
+            "next_task": after[0] if after else None,
             "stances": [s for s in Stance],
             "component_stances": [c for c in ComponentStance],
             "current": {c.key: c.stance for c in view.review.components} if view.review else {},
@@ -435,7 +425,7 @@ async def review_page(request: Request) -> Response:
 async def feedback_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         ctx = await _context(session, caller.actor, _assignment_id(request))
         view = await reviews.my_feedback(
             session, actor=caller.actor, assignment_id=_assignment_id(request)
@@ -446,28 +436,35 @@ async def feedback_page(request: Request) -> Response:
 
 async def rating_form(request: Request) -> Response:
     form = await request.form()
-    rating = whole_number(_field(form, "rating"), field="rating", minimum=1, maximum=5)
+    rating = whole_number(form_field(form, "rating"), field="rating", minimum=1, maximum=5)
     async with page_unit(request, form) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         await reviews.rate_review(
             session,
             actor=caller.actor,
             review_id=request.path_params["review"],
             rating=rating,
-            comment=_field(form, "comment"),
+            comment=form_field(form, "comment"),
         )
-    back = _field(form, "back")
-    if not back.startswith("/assignments/"):
-        back = "/"
+    back = safe_path(form_field(form, "back"))
     return redirect_with_flash(request, back, "Thank you: your rating is saved.")
 
 
-async def dashboard_page(request: Request) -> Response:
+async def dashboard_page(
+    request: Request,
+    *,
+    refused: Refusal | None = None,
+    confirm: Phase | None = None,
+    form: FormData | None = None,
+) -> Response:
+    """The review dashboard; also the re-render of its refused forms (`refused`) and the
+    confirmation of a phase change (`confirm`: the phase asked for, with its consequences)."""
     assignment_id = _assignment_id(request)
-    async with page_unit(request) as (session, caller):
+    form = refused.form if refused is not None else form
+    async with page_unit(request, form) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         ctx = await _context(session, caller.actor, assignment_id)
         alloc = await reviews.allocation_view(
             session, actor=caller.actor, assignment_id=assignment_id
@@ -478,6 +475,22 @@ async def dashboard_page(request: Request) -> Response:
         model = await session.get(Assignment, assignment_id)
         assert model is not None
         can_phase = policy.can_change_phase(caller.actor, model)
+        if confirm is not None and not can_phase:
+            raise NotFound("No such assignment.")
+    done = alloc.completion
+    moves = [
+        PhaseMove(
+            phase=p, back=phases.is_step_back(alloc.phase, p),
+            consequences=phases.consequences(
+                alloc.phase, p, reviews_per_paper=alloc.reviews_per_paper,
+                submitted_reviews=done.submitted, unfinished_reviews=done.started + done.assigned,
+            ),
+        )
+        for p in (phases.allowed_moves(alloc.phase) if can_phase else [])
+    ]  # fmt: skip
+    asked = next((m for m in moves if m.phase is confirm), None)
+    if refused is not None and (wanted := refused.values.get("phase")):
+        asked = next((m for m in moves if m.phase.value == wanted), asked)
     return render_page(
         request,
         "review_dashboard.html",
@@ -485,17 +498,28 @@ async def dashboard_page(request: Request) -> Response:
             **ctx,
             "alloc": alloc,
             "report": report,
-            "moves": phases.allowed_moves(alloc.phase) if can_phase else [],
+            "moves": moves,
+            "confirm": asked,
             "chart": bar_chart(
                 [(c.stance.replace("_", " "), c.count) for c in report.overall],
                 title=f"Overall stance toward {report.source or 'the source'}",
             ),
         },
+        refused=refused,
     )
 
 
+@dataclass(frozen=True)
+class PhaseMove:
+    """A phase button: where it goes, whether that is a step back, and what it does."""
+
+    phase: Phase
+    back: bool
+    consequences: list[str]
+
+
 def _user_id(form: FormData, name: str) -> int:
-    return whole_number(_field(form, name), field=name, minimum=0)
+    return whole_number(form_field(form, name), field=name, minimum=0)
 
 
 def _path(request: Request, name: str) -> str:
@@ -506,11 +530,14 @@ async def assign_form(request: Request) -> Response:
     """A moderator adds one more reviewer to a paper; Peerboard picks the student (the
     least-loaded eligible one), so the page never links a name to a paper."""
     form = await request.form()
-    async with page_unit(request, form) as (session, caller):
-        task = await allocation.assign_by_hand(
-            session, actor=caller.actor, assignment_id=_assignment_id(request),
-            paper_public_id=_field(form, "paper"),
-        )  # fmt: skip
+    try:
+        async with page_unit(request, form) as (session, caller):
+            task = await allocation.assign_by_hand(
+                session, actor=caller.actor, assignment_id=_assignment_id(request),
+                paper_public_id=form_field(form, "paper"),
+            )  # fmt: skip
+    except DomainError as error:
+        return await keep_input(request, dashboard_page, form, error)
     return redirect_with_flash(
         request,
         _path(request, "reviews:dashboard"),
@@ -523,7 +550,7 @@ async def move_form(request: Request) -> Response:
     form = await request.form()
     async with page_unit(request, form) as (session, caller):
         task = await allocation.move_task(
-            session, actor=caller.actor, task_public_id=_field(form, "task")
+            session, actor=caller.actor, task_public_id=form_field(form, "task")
         )
         if task.assignment_id != _assignment_id(request):
             raise NotFound("No such review task.")
@@ -539,7 +566,7 @@ async def conflicts_page(request: Request) -> Response:
     assignment_id = _assignment_id(request)
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return _signin(request)
+            return signin_redirect(request)
         ctx = await _context(session, caller.actor, assignment_id)
         pairs = await allocation.list_exclusions(
             session, actor=caller.actor, assignment_id=assignment_id
@@ -583,15 +610,33 @@ async def exclude_form(request: Request) -> Response:
 
 
 async def phase_form(request: Request) -> Response:
+    """A phase button asks first: the dashboard shows what the move does, and only its
+    "Yes" button (confirmed=yes) moves. A step back over submitted reviews also needs the
+    instructor to tick that they understand."""
     form = await request.form()
     try:
-        phase = Phase(_field(form, "phase"))
+        phase = Phase(form_field(form, "phase"))
     except ValueError:
         raise Invalid(problems=[Problem("is not a phase", field="phase")]) from None
-    async with page_unit(request, form) as (session, caller):
-        _, made = await phases.change_phase(
-            session, actor=caller.actor, assignment_id=_assignment_id(request), phase=phase
-        )
+    if form_field(form, "confirmed") != "yes":
+        return await dashboard_page(request, confirm=phase, form=form)
+    try:
+        async with page_unit(request, form) as (session, caller):
+            model = await policy.access_assignment(
+                session, actor=caller.actor, assignment_id=_assignment_id(request)
+            )
+            back = phases.is_step_back(model.phase, phase)
+            if back and form_field(form, "understood") != "on":
+                done = await stance.completion(session, assignment_id=_assignment_id(request))
+                if done.submitted:
+                    raise Invalid(problems=[Problem(
+                        f"tick this box to step back over {done.submitted} submitted "
+                        "review(s)", field="understood")])  # fmt: skip
+            _, made = await phases.change_phase(
+                session, actor=caller.actor, assignment_id=_assignment_id(request), phase=phase
+            )
+    except DomainError as error:
+        return await keep_input(request, dashboard_page, form, error)
     path = request.app.url_path_for("reviews:dashboard", assignment=str(_assignment_id(request)))
     extra = f" {len(made)} review tasks were allocated." if made else ""
     return redirect_with_flash(
@@ -613,20 +658,23 @@ async def allocate_form(request: Request) -> Response:
 
 async def reveal_form(request: Request) -> Response:
     form = await request.form()
-    target = _field(form, "target")
+    target = form_field(form, "target")
     if target not in ("author", "reviewers"):
         raise Invalid(problems=[Problem("choose author or reviewers", field="target")])
     assignment_id = _assignment_id(request)
-    async with page_unit(request, form) as (session, caller):
-        view = await reveals.reveal(
-            session,
-            actor=caller.actor,
-            assignment_id=assignment_id,
-            paper_code=_field(form, "paper"),
-            target=target,  # type: ignore[arg-type]
-            reason=_field(form, "reason"),
-        )
-        ctx = await _context(session, caller.actor, assignment_id)
+    try:
+        async with page_unit(request, form) as (session, caller):
+            view = await reveals.reveal(
+                session,
+                actor=caller.actor,
+                assignment_id=assignment_id,
+                paper_code=form_field(form, "paper"),
+                target=target,  # type: ignore[arg-type]
+                reason=form_field(form, "reason"),
+            )
+            ctx = await _context(session, caller.actor, assignment_id)
+    except DomainError as error:
+        return await keep_input(request, dashboard_page, form, error)
     response = render_page(request, "reveal.html", {**ctx, "reveal": view})
     response.headers["Cache-Control"] = "no-store"
     return response

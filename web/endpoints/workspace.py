@@ -9,7 +9,7 @@ import orjson
 from markupsafe import Markup
 from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
-from starlette.responses import RedirectResponse, Response
+from starlette.responses import Response
 
 from services import events, workspace
 from services.errors import NotFound
@@ -19,7 +19,7 @@ from services.views import WorkspaceView
 from web import live
 from web.charts import bar_chart
 from web.context import templates_of, unit_of_work
-from web.endpoints.pages import page_unit, render_page
+from web.endpoints.pages import page_unit, render_page, signin_redirect
 from web.responses import json_response
 
 # The page's live sections, each a macro of _workspace.html.
@@ -65,7 +65,7 @@ async def workspace_json(request: Request) -> Response:
 async def workspace_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if caller.user is None:
-            return RedirectResponse(f"/signin?next={request.url.path}", status_code=303)
+            return signin_redirect(request)
         view = await workspace.overview(
             session, actor=caller.actor, assignment_id=request.path_params["assignment"]
         )
