@@ -29,6 +29,11 @@ NOT_PAGES = {
     "auth:callback": "the identity provider's redirect back",
     "healthz": "health check (problem+json / JSON)",
     "readyz": "readiness check (JSON)",
+    "lti:login": "an LMS's login initiation: redirects to the platform",
+    "lti:jwks": "the tool's public keys (JSON)",
+    "lti:register": "needs an LMS's registration request (tests/lti/ drive it)",
+    "lti:platforms": "administrators only; the demo signs in no administrator",
+    "mail:unsubscribe": "needs a signed per-person link from a mail (tests/web/test_mail_http.py)",
 }
 
 ROLES = ("anonymous", "ada-student", "mona-moderator", "ivo-instructor")
@@ -118,6 +123,12 @@ def urls(ids: dict[str, str]) -> dict[str, str]:
         "reviews:conflicts": f"/assignments/{a}/review-conflicts",
         "exemplars:gallery": f"/assignments/{a}/exemplars",
         "workspace": f"/assignments/{a}/workspace",
+        "authoring:new": "/cohorts/demo/assignments/new",
+        "authoring:questions": f"/assignments/{a}/questions",
+        "authoring:rubric": f"/assignments/{a}/rubric",
+        "mail:settings": "/settings/notifications",
+        "mail:dev": "/dev/mail",
+        "webhooks:page": "/cohorts/demo/webhooks",
     }
 
 
