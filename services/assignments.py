@@ -12,7 +12,7 @@ from sqlmodel import col, select
 from services import audit, policy
 from services.cohorts import clean_name
 from services.db import lock
-from services.errors import Conflict, Invalid, NotFound, Problem
+from services.errors import Invalid, NotFound, Problem, StaleVersion
 from services.importing import AssignmentDraft
 from services.markdown import render_markdown_bounded
 from services.models import (
@@ -242,7 +242,7 @@ async def update_settings(
         raise NotFound("No such assignment.")
     await lock(session, assignment)  # the version check and the write, as one step
     if version != assignment.version:
-        raise Conflict(f"The assignment changed meanwhile (now version {assignment.version}).")
+        raise StaleVersion(assignment.version, what="this assignment")
     problems: list[Problem] = []
     if change.title is not None:
         assignment.title = clean_name(change.title, field="title", limit=200)

@@ -23,7 +23,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import assignments, audit, documents, importing, policy
-from services.errors import Conflict, ImportRejected, Invalid, NotFound, Problem
+from services.db import lock
+from services.errors import Conflict, ImportRejected, Invalid, NotFound, Problem, StaleVersion
 from services.importing import (
     MAX_QUESTION_CHARS,
     MAX_QUESTIONS,
@@ -347,10 +348,7 @@ async def _managed(
 
 def _check_version(assignment: Assignment, version: int) -> None:
     if version != assignment.version:
-        raise Conflict(
-            f"The assignment changed meanwhile (now version {assignment.version}); nothing "
-            "was saved."
-        )
+        raise StaleVersion(assignment.version, what="this assignment")
 
 
 def questions_locked_reason(assignment: Assignment) -> str | None:
@@ -418,6 +416,7 @@ async def update_questions(
     added, and removed when nobody has started a thread under them. Only while the
     assignment is a draft."""
     assignment, cohort = await _managed(session, actor=actor, assignment_id=assignment_id)
+    await lock(session, assignment)  # the checks and the write, as one step
     if (reason := questions_locked_reason(assignment)) is not None:
         raise Conflict(reason)
     _check_version(assignment, version)
@@ -502,6 +501,7 @@ async def update_rubric(
     """Replace the stance source and components (kept keys stay, so links to them hold);
     refused once a review has been started against the rubric."""
     assignment, cohort = await _managed(session, actor=actor, assignment_id=assignment_id)
+    await lock(session, assignment)  # the checks and the write, as one step
     if (reason := await rubric_locked_reason(session, assignment_id=assignment_id)) is not None:
         raise Conflict(reason)
     _check_version(assignment, version)

@@ -147,7 +147,9 @@ async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: 
 async def lock(session: AsyncSession, instance: object) -> None:
     """Re-read a loaded row under a row lock (SELECT … FOR UPDATE on PostgreSQL) before a
     check-then-write on it, so a concurrent writer's change is seen, not overwritten. On
-    SQLite every writing unit already holds the database's write lock (BEGIN IMMEDIATE)."""
+    SQLite every writing unit already holds the database's write lock (BEGIN IMMEDIATE).
+    Pending changes are flushed first, so the re-read does not discard them."""
+    await session.flush()
     await session.refresh(instance, with_for_update=True)
 
 

@@ -25,7 +25,7 @@ from sqlmodel import col, select
 
 from services import aliases, events, notifications, policy, webhooks
 from services.db import insert_ignore, lock
-from services.errors import Conflict, Invalid, NotFound, PermissionDenied, Problem
+from services.errors import Invalid, NotFound, PermissionDenied, Problem, StaleVersion
 from services.markdown import render_markdown_bounded
 from services.models import (
     Post,
@@ -61,20 +61,6 @@ _COMBINING_FLOOD = re.compile(
     "([\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff]{3})[\u0300-\u036f\u1ab0-\u1aff\u20d0-\u20ff]+"
 )
 _ZERO_WIDTH_RUN = re.compile("[\u200b-\u200d\u2060\ufeff]{2,}")
-
-
-class StaleVersion(Conflict):
-    """An edit based on an older version than the one stored."""
-
-    code = "stale_version"
-    title = "The post changed since you loaded it"
-
-    def __init__(self, current_version: int) -> None:
-        self.current_version = current_version
-        super().__init__(
-            f"Someone changed this post since you loaded it (it is now version "
-            f"{current_version}). Reload it, then make your edit again."
-        )
 
 
 def new_public_id() -> str:
@@ -398,7 +384,7 @@ async def edit_post(
     ):
         raise PermissionDenied("Only the author can edit this post.")
     if version != post.version:
-        raise StaleVersion(post.version)
+        raise StaleVersion(post.version, what="this post")
     body = clean_text(body, field="body", limit=MAX_BODY_CHARS)
     html = await render_markdown_bounded(body, field="body")
     session.add(
@@ -420,7 +406,7 @@ async def edit_post(
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
         current = await session.scalar(select(col(Post.version)).where(col(Post.id) == post.id))
-        raise StaleVersion(current or version)
+        raise StaleVersion(current or version, what="this post")
     await session.refresh(post)
     await events.record(
         session,

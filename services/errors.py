@@ -8,7 +8,8 @@ branch on it, so never rename one.
     ├── NotFound                    not_found       404  (also "not allowed to see")
     ├── PermissionDenied            forbidden       403  (only where existence is not secret)
     ├── Conflict                    conflict        409
-    │   └── AlreadyExists           already_exists  409
+    │   ├── AlreadyExists           already_exists  409
+    │   └── StaleVersion            stale_version   409  (carries current_version)
     └── Invalid                     invalid         422  (carries per-field problems)
         └── ImportRejected          import_rejected 422  (carries line-located problems)
 """
@@ -75,6 +76,21 @@ class Conflict(DomainError):
 class AlreadyExists(Conflict):
     code = "already_exists"
     title = "Already exists"
+
+
+class StaleVersion(Conflict):
+    """An edit based on an older version than the one stored (optimistic concurrency): the
+    one error for every versioned thing, carrying the version to reload."""
+
+    code = "stale_version"
+    title = "Changed since you loaded it"
+
+    def __init__(self, current_version: int, *, what: str = "this") -> None:
+        self.current_version = current_version
+        super().__init__(
+            f"Someone changed {what} since you loaded it (it is now version "
+            f"{current_version}). Reload it, then make your change again."
+        )
 
 
 class Invalid(DomainError):

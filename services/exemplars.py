@@ -27,7 +27,7 @@ from sqlmodel import col, select
 
 from services import audit, notifications, papers, policy, presenters, webhooks
 from services.db import lock
-from services.errors import Conflict, Invalid, NotFound, Problem
+from services.errors import Conflict, Invalid, NotFound, Problem, StaleVersion
 from services.markdown import render_markdown_bounded
 from services.models import (
     Assignment,
@@ -394,7 +394,7 @@ async def update(
     exemplar, cohort = await _curated_exemplar(session, actor=actor, public_id=public_id)
     await lock(session, exemplar)  # the version check and the write, as one step
     if version != exemplar.version:
-        raise Conflict(f"This exemplar changed meanwhile (now version {exemplar.version}).")
+        raise StaleVersion(exemplar.version, what="this exemplar")
     if note is not None and _clean_note(note) != exemplar.note:
         exemplar.note = _clean_note(note)
         exemplar.note_html = await render_markdown_bounded(exemplar.note, field="note")
@@ -467,7 +467,7 @@ async def move(
     if not any(e.id == exemplar.id for e in group):  # moved to another gallery meanwhile
         raise Conflict("This exemplar changed meanwhile; reload the gallery and try again.")
     if version is not None and version != exemplar.version:
-        raise Conflict(f"This exemplar changed meanwhile (now version {exemplar.version}).")
+        raise StaleVersion(exemplar.version, what="this exemplar")
     order = sorted(group, key=lambda e: (e.position, e.id or 0))  # the gallery's order
     at = next(i for i, e in enumerate(order) if e.id == exemplar.id)
     there = at - 1 if direction == "up" else at + 1

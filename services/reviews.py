@@ -22,7 +22,7 @@ from sqlmodel import col, select
 
 from services import allocation, audit, events, papers, policy, presenters, stance, webhooks
 from services.db import lock
-from services.errors import Conflict, Invalid, NotFound, Problem
+from services.errors import Conflict, Invalid, NotFound, Problem, StaleVersion
 from services.models import (
     Assignment,
     ComponentStance,
@@ -332,7 +332,7 @@ async def save_review(
     now = utcnow()
     if review is None:
         if expected_version not in (None, 0):
-            raise Conflict("This review has changed since you loaded it (current version 0).")
+            raise StaleVersion(0, what="this review")
         review = Review(
             public_id=allocation.new_public_id(),
             task_id=task.id or 0,
@@ -343,10 +343,7 @@ async def save_review(
         await session.flush()
     else:
         if expected_version is not None and expected_version != review.version:
-            raise Conflict(
-                "This review has changed since you loaded it "
-                f"(current version {review.version}); reload and try again."
-            )
+            raise StaleVersion(review.version, what="this review")
         # Optimistic lock in the database as well: the row must still be at our version.
         updated = await session.execute(
             sa.update(Review)
@@ -354,7 +351,7 @@ async def save_review(
             .values(version=review.version + 1)
         )
         if updated.rowcount != 1:  # type: ignore[attr-defined]
-            raise Conflict("This review has changed since you loaded it; reload and try again.")
+            raise StaleVersion(review.version + 1, what="this review")
         await session.refresh(review)
     review.overall_stance = data.overall_stance
     review.rationale = rationale

@@ -27,6 +27,7 @@ from services.errors import (
     NotFound,
     PermissionDenied,
     Problem,
+    StaleVersion,
 )
 
 log = logging.getLogger("peerboard.web")
@@ -135,9 +136,17 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, DomainError)
     status = status_for(exc)
     problems = exc.problems if isinstance(exc, Invalid) else None
-    return problem_response(
+    response = problem_response(
         request, status=status, code=exc.code, detail=exc.message, problems=problems
     )
+    if isinstance(exc, StaleVersion) and wants_problem_json(request):
+        # An extension member (RFC 9457 §3.2): the version to reload, for a client's retry.
+        body = orjson.loads(response.body)
+        body["current_version"] = exc.current_version
+        return Response(
+            orjson.dumps(body), status_code=status, media_type="application/problem+json"
+        )
+    return response
 
 
 async def api_error_handler(request: Request, exc: Exception) -> Response:

@@ -85,6 +85,8 @@ async def test_an_instructor_uploads_the_secure_base_document_fixes_the_rubric_a
     assert assignment is not None
     await page.goto(f"{base}/assignments/{assignment.group(1)}/review-dashboard")
     await page.get_by_role("button", name=re.compile(r"\bopen\b", re.IGNORECASE)).first.click()
+    # The dashboard asks first, listing what the move does.
+    await page.get_by_role("button", name="Yes, move to open").click()
     await page.goto(f"{base}/assignments/{assignment.group(1)}")
     await expect(page.locator(".badge").first).to_have_text("Open")
     await page.goto(f"{base}/assignments/{assignment.group(1)}/questions")

@@ -21,7 +21,7 @@ from services import (
     policy,
 )
 from services.db import transaction
-from services.errors import Conflict, Invalid, NotFound
+from services.errors import Conflict, Invalid, NotFound, StaleVersion
 from services.importing import AssignmentDraft, QuestionDraft
 from services.models import (
     Assignment,
@@ -185,7 +185,7 @@ async def test_questions_are_fixed_once_open_and_on_a_stale_version(
     made = await _create(session, actors["ivo"], fixture_text)
     assert made.id is not None
     edit = [authoring.QuestionInput(None, "Only this?")]
-    with pytest.raises(Conflict, match="changed meanwhile"):
+    with pytest.raises(StaleVersion, match="since you loaded it"):
         await authoring.update_questions(
             session, actor=actors["ivo"], assignment_id=made.id, version=made.version - 1,
             questions=edit,

@@ -93,7 +93,7 @@ async def test_draft_saves_then_submit_locks_and_moderator_reopens(
     assert draft.status is TaskStatus.started and draft.review is not None
     assert draft.review.version == 1 and not draft.review.submitted
     # A stale version is refused: two tabs never overwrite each other.
-    with pytest.raises(Conflict, match="current version 1"):
+    with pytest.raises(Conflict, match="now version 1"):
         await save(world, "ada", task.public_id, reviews.ReviewInput(), version=0)
     # Incomplete reviews cannot be submitted; the problems say what is missing.
     with pytest.raises(Invalid) as refused:

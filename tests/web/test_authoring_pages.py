@@ -181,9 +181,11 @@ async def test_questions_are_edited_in_draft_and_locked_with_a_reason_once_open(
     after = (await c["ivo"].get(f"/api/v1/assignments/{a}")).json()
     assert [q["prompt"] for q in after["questions"]] == list(reversed(prompts))
     stale = await c["ivo"].post(f"/assignments/{a}/questions", data=_as_form(data))
-    assert stale.status_code == 409 and "changed meanwhile" in stale.text
+    assert stale.status_code == 409 and "since you loaded it" in stale.text
 
-    opened = await c["ivo"].post(f"/assignments/{a}/phase", data={"phase": "open"})
+    opened = await c["ivo"].post(
+        f"/assignments/{a}/phase", data={"phase": "open", "confirmed": "yes"}
+    )
     assert opened.status_code == 303
     locked = await c["ivo"].get(f"/assignments/{a}/questions")
     assert "The questions are fixed: the assignment is open" in locked.text

@@ -44,7 +44,6 @@ from web.endpoints.pages import (
     safe_path,
 )
 from web.endpoints.parsing import query_number, read_model, whole_number
-from web.errors import PROBLEM_TYPE
 from web.responses import ORJSONResponse, json_response
 
 
@@ -99,19 +98,6 @@ def _thread_query(request: Request) -> dict[str, Any]:
         "per_page": query_number(request, "per_page", discussions.DEFAULT_PER_PAGE),
         "focus": request.query_params.get("focus") or None,
     }
-
-
-def _stale(request: Request, exc: discussions.StaleVersion) -> Response:
-    body = {
-        "type": PROBLEM_TYPE.format(code=exc.code),
-        "title": "Conflict",
-        "status": 409,
-        "detail": exc.message,
-        "code": exc.code,
-        "instance": request.url.path,
-        "current_version": exc.current_version,
-    }
-    return Response(orjson.dumps(body), status_code=409, media_type="application/problem+json")
 
 
 # --- JSON API ------------------------------------------------------------------------------
@@ -199,18 +185,15 @@ async def api_reply(request: Request) -> Response:
 
 async def api_edit_post(request: Request) -> Response:
     data = await read_model(request, PostEdit)
-    try:
-        async with unit_of_work(request) as (session, actor):
-            post = await discussions.edit_post(
-                session,
-                actor=actor,
-                post_id=request.path_params["post"],
-                body=data.body,
-                version=data.version,
-            )
-            view = await _one_post(session, actor, post.public_id)
-    except discussions.StaleVersion as exc:
-        return _stale(request, exc)
+    async with unit_of_work(request) as (session, actor):
+        post = await discussions.edit_post(
+            session,
+            actor=actor,
+            post_id=request.path_params["post"],
+            body=data.body,
+            version=data.version,
+        )
+        view = await _one_post(session, actor, post.public_id)
     return ORJSONResponse(view)
 
 
