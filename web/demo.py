@@ -54,8 +54,11 @@ class MailSink:
 def run_demo_smtp_sink(port: int = DEFAULT_SMTP_PORT) -> Iterator[tuple[str, MailSink]]:
     """Serve an SMTP sink on 127.0.0.1:port in aiosmtpd's own thread; yields the
     PEERBOARD_SMTP_URL that reaches it and the sink."""
+    import logging
+
     from aiosmtpd.controller import Controller
 
+    logging.getLogger("mail.log").setLevel(logging.WARNING)  # aiosmtpd logs every command
     sink = MailSink()
     controller = Controller(sink, hostname="127.0.0.1", port=port)
     controller.start()
