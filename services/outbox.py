@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta, tzinfo
+from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
 
 import sqlalchemy as sa
@@ -27,11 +27,14 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
+from services import times
 from services.db import lease_due
 from services.errors import Invalid, NotFound, Problem
 from services.models import (
+    Cohort,
     MailMode,
     MailRecipient,
+    Membership,
     NotificationPreference,
     OutboxMessage,
     User,
@@ -303,15 +306,26 @@ async def enqueue(
 
 
 async def digest_zone(session: AsyncSession, *, user_id: int) -> tzinfo:
-    """The time zone of a person's daily digest. UTC for now: once cohorts have time zones,
-    this is the one place to return the zone of the person's cohort (issue 14, item 2)."""
-    return UTC
+    """The time zone of a person's daily digest: that of the cohort they joined first (their
+    membership with the lowest id), so a person in several cohorts gets one digest a day on
+    one deterministic clock; UTC for someone in no cohort. (Outbox rows carry no cohort, so
+    the zone is the person's, not an item's.)"""
+    name = await session.scalar(
+        select(Cohort.time_zone)
+        .join(Membership, col(Membership.cohort_id) == col(Cohort.id))
+        .where(Membership.user_id == user_id)
+        .order_by(col(Membership.id))
+        .limit(1)
+    )
+    return times.zone(name)
 
 
 async def collect_digests(session: AsyncSession, *, now: datetime | None = None) -> int:
-    """Bundle each person's held mail into one digest a day, after DIGEST_HOUR in their zone.
-    The digest's dedupe key is the person and their local date, so several processes make
-    one digest; held mail that arrives after today's digest waits for tomorrow's."""
+    """Bundle each person's held mail into one digest a day, after DIGEST_HOUR in their zone
+    (digest_zone: the zone of their first cohort, so 07:00 local on both sides of a
+    daylight-saving change). The digest's dedupe key is the person and their local date, so
+    several processes make one digest; held mail that arrives after today's digest waits for
+    tomorrow's."""
     now = now or utcnow()
     people = await session.execute(
         select(col(OutboxMessage.user_id))

@@ -13,9 +13,10 @@ from datetime import datetime, timedelta
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import notifications
+from services import notifications, times
 from services.models import (
     Assignment,
+    Cohort,
     Membership,
     Paper,
     Phase,
@@ -28,9 +29,9 @@ from services.models import (
 WINDOW = timedelta(hours=24)
 
 
-def _when(due: datetime) -> str:
-    # UTC until cohorts carry a time zone; then format in the cohort's zone here.
-    return f"{due:%A %d %B, %H:%M} UTC"
+def _when(due: datetime, zone_name: str | None, now: datetime) -> str:
+    """The deadline on the cohort's wall clock, as pages show it ("Fri 4 Dec 17:00 CET")."""
+    return times.wall_clock(due, zone_name, now=now)
 
 
 async def remind_due(session: AsyncSession, *, now: datetime | None = None) -> int:
@@ -45,20 +46,22 @@ async def remind_due(session: AsyncSession, *, now: datetime | None = None) -> i
     )
     for assignment in rows.scalars().all():
         assert assignment.id is not None
-        if assignment.phase is Phase.open:
-            due = assignment.paper_due_at
-            if due is None or not now < due <= now + WINDOW:
-                continue
-            sent += await _papers(session, assignment, due)
+        papers = assignment.phase is Phase.open
+        due = assignment.paper_due_at if papers else assignment.review_due_at
+        if due is None or not now < due <= now + WINDOW:
+            continue
+        zone_name = await session.scalar(
+            select(Cohort.time_zone).where(Cohort.id == assignment.cohort_id)
+        )
+        when = _when(due, zone_name, now)
+        if papers:
+            sent += await _papers(session, assignment, due, when)
         else:
-            due = assignment.review_due_at
-            if due is None or not now < due <= now + WINDOW:
-                continue
-            sent += await _reviews(session, assignment, due)
+            sent += await _reviews(session, assignment, due, when)
     return sent
 
 
-async def _papers(session: AsyncSession, assignment: Assignment, due: datetime) -> int:
+async def _papers(session: AsyncSession, assignment: Assignment, due: datetime, when: str) -> int:
     submitted = select(Paper.author_id).where(
         Paper.assignment_id == assignment.id, col(Paper.submitted_at).is_not(None)
     )
@@ -80,7 +83,7 @@ async def _papers(session: AsyncSession, assignment: Assignment, due: datetime) 
             assignment_id=assignment.id,
             link=f"/assignments/{assignment.id}/paper",
             message=(
-                f"Your paper for “{assignment.title}” is due {_when(due)}, and you have not "
+                f"Your paper for “{assignment.title}” is due {when}, and you have not "
                 "submitted it yet."
             ),
             dedupe_key=f"deadline:paper:{assignment.id}:{user_id}:{due.isoformat()}",
@@ -88,7 +91,7 @@ async def _papers(session: AsyncSession, assignment: Assignment, due: datetime) 
     return sent
 
 
-async def _reviews(session: AsyncSession, assignment: Assignment, due: datetime) -> int:
+async def _reviews(session: AsyncSession, assignment: Assignment, due: datetime, when: str) -> int:
     open_tasks = await session.execute(
         select(ReviewTask.reviewer_id).where(
             ReviewTask.assignment_id == assignment.id,
@@ -109,7 +112,7 @@ async def _reviews(session: AsyncSession, assignment: Assignment, due: datetime)
             link=f"/assignments/{assignment.id}/review-tasks",
             message=(
                 f"{'A review' if n == 1 else f'{n} reviews'} you have not finished in "
-                f"“{assignment.title}” {'is' if n == 1 else 'are'} due {_when(due)}."
+                f"“{assignment.title}” {'is' if n == 1 else 'are'} due {when}."
             ),
             dedupe_key=f"deadline:review:{assignment.id}:{user_id}:{due.isoformat()}",
         )

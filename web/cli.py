@@ -31,7 +31,13 @@ from services.demo.living import seed_living_cohort
 from services.errors import DomainError, Invalid, NotFound
 from services.models import Role
 from services.policy import Actor
-from web.demo import DEFAULT_IDP_PORT, demo_settings, run_demo_identity_provider
+from web.demo import (
+    DEFAULT_IDP_PORT,
+    DEFAULT_SMTP_PORT,
+    demo_settings,
+    run_demo_identity_provider,
+    run_demo_smtp_sink,
+)
 from web.settings import Settings, load_settings
 
 T = TypeVar("T")
@@ -139,9 +145,18 @@ def serve_options(host: str, port: int, *, access_log: bool) -> dict[str, Any]:
     type=int,
     help="Port of the demo identity provider on 127.0.0.1.",
 )
-def demo(host: str, port: int, database_url: str, idp_port: int) -> None:
-    """Migrate, seed the Secure Base demo cohort, and serve it with a demo sign-in."""
+@click.option(
+    "--smtp-port",
+    default=DEFAULT_SMTP_PORT,
+    show_default=True,
+    type=int,
+    help="Port of the demo SMTP sink on 127.0.0.1 (not started if PEERBOARD_SMTP_URL is set).",
+)
+def demo(host: str, port: int, database_url: str, idp_port: int, smtp_port: int) -> None:
+    """Migrate, seed the Secure Base demo cohort, and serve it with a demo sign-in and a
+    local SMTP sink (its mail shows on /dev/mail)."""
     import os
+    from contextlib import ExitStack
 
     import uvicorn
 
@@ -152,9 +167,15 @@ def demo(host: str, port: int, database_url: str, idp_port: int) -> None:
             "peerboard demo signs anyone in with one click; it refuses to run with "
             f"PEERBOARD_ENV={os.environ['PEERBOARD_ENV']}"
         )
-    with run_demo_identity_provider(idp_port) as issuer:
+    with ExitStack() as running:
+        issuer = running.enter_context(run_demo_identity_provider(idp_port))
+        smtp_url = None
+        if not os.environ.get("PEERBOARD_SMTP_URL"):
+            smtp_url, _ = running.enter_context(run_demo_smtp_sink(smtp_port))
         try:
-            settings = demo_settings(host=host, port=port, database_url=database_url, issuer=issuer)
+            settings = demo_settings(
+                host=host, port=port, database_url=database_url, issuer=issuer, smtp_url=smtp_url
+            )
         except ValidationError as exc:
             raise click.ClickException(str(exc)) from None
         _migrate(settings)
@@ -171,7 +192,9 @@ def demo(host: str, port: int, database_url: str, idp_port: int) -> None:
         assignment_id = _run_in_transaction(settings, seed)
         click.echo(
             f"Peerboard demo: http://{host}:{port}/ — sign in as one of the demo people "
-            f"(the Secure Base assignment is /assignments/{assignment_id})"
+            f"(the Secure Base assignment is /assignments/{assignment_id}); mail goes to "
+            f"{'the demo SMTP sink' if smtp_url else 'PEERBOARD_SMTP_URL'} and shows on "
+            f"http://{host}:{port}/dev/mail"
         )
         uvicorn.run(create_app(settings), host=host, port=port, log_level="info")
 

@@ -9,34 +9,13 @@ stands alone.
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from markupsafe import Markup, escape
 
+from services.times import abbreviation, wall_clock, zone
+from services.times import aware as _aware
 
-def zone(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
-
-
-def _aware(value: datetime) -> datetime:
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def abbreviation(local: datetime) -> str:
-    """The zone's abbreviation at that moment ("CET", "EDT"); numeric ones read "UTC+05"."""
-    name = local.tzname() or "UTC"
-    return f"UTC{name}" if name[:1] in "+-" else name
-
-
-def wall_clock(value: datetime, zone_name: str | None, *, now: datetime | None = None) -> str:
-    """ "Fri 4 Dec 17:00 CET" in the zone; the year is added when it is not this year."""
-    local = _aware(value).astimezone(zone(zone_name))
-    this_year = _aware(now or datetime.now(UTC)).astimezone(zone(zone_name)).year
-    year = f" {local.year}" if local.year != this_year else ""
-    return f"{local:%a} {local.day} {local:%b}{year} {local:%H:%M} {abbreviation(local)}"
+__all__ = ["abbreviation", "deadline", "relative", "wall_clock", "when", "zone"]
 
 
 def relative(value: datetime, *, now: datetime | None = None) -> str:
