@@ -186,9 +186,12 @@ async def test_a_refused_file_or_text_on_the_page_keeps_what_the_student_had(
         c["ada"], page, files={"file": ("p.txt", b"x" * (UPLOAD_LIMIT + 1), "text/plain")}
     )
     assert too_big.status_code == 413 and "This file is larger than" in too_big.text
-    typed = await page_post(c["ada"], page, data={"body": "Typed words\x00here"})
+    typed = await page_post(c["ada"], page, data={"body": "Typed words " + "x" * 100_001})
     assert typed.status_code == 422
     assert "Typed words" in typed.text and 'id="paper-body-error"' in typed.text
+    # A NUL is refused before any page sees the form (web/middleware.py), readably.
+    nul = await page_post(c["ada"], page, data={"body": "Typed words\x00here"})
+    assert nul.status_code == 422 and "NUL" in nul.text
     mine = (await c["ada"].get(f"/api/v1/assignments/{a}/paper")).json()
     assert mine["body"] == "My saved draft." and mine["version"] == 1
 
