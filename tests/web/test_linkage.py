@@ -29,7 +29,7 @@ from sqlmodel import col, select
 
 from services import discussions, exemplars, presenters, websessions
 from services.db import make_engine, make_sessionmaker, transaction
-from services.models import Alias, ExemplarKind, Post, Thread, User, WebSession
+from services.models import Alias, ExemplarKind, OutboxMessage, Post, Thread, User, WebSession
 from tests.conftest import client_for, make_settings
 from tests.discussion_support import build_forum
 from tests.web.canary_support import Step, route_names
@@ -78,6 +78,11 @@ async def build_world(asgi: Any, sessions: async_sessionmaker[AsyncSession], *, 
         for thread in made:
             await discussions.reply(
                 session, actor=chen, thread_id=thread.public_id, body="Thanks, agreed."
+            )
+        # A moderator answers in each: Chen, who follows them now, hears of it.
+        for thread in made:
+            await discussions.reply(
+                session, actor=mona, thread_id=thread.public_id, body="Good discussion."
             )
         key, row = await websessions.create(
             session, policy=websessions.SessionPolicy(), user_id=forum.users["chen"]
@@ -338,5 +343,24 @@ async def test_a_classmate_cannot_tell_who_wrote_an_anonymous_post(
                 one.decode().splitlines(), two.decode().splitlines(), lineterm="", n=1
             )
             pytest.fail(f"{path} differs:\n" + "\n".join(list(diff)[:40]))
+    # And by e-mail: everything the outbox holds for the classmate (replies in the threads
+    # they follow, notices) reads the same in both worlds.
+    left_mail, right_mail = await mail_for(left_db, "Chen"), await mail_for(right_db, "Chen")
+    assert left_mail, "the classmate was sent mail to compare"
+    assert [normalized(m, left_ids, left_aliases) for m in left_mail] == [
+        normalized(m, right_ids, right_aliases) for m in right_mail
+    ]
     await left.reader.aclose()
     await right.reader.aclose()
+
+
+async def mail_for(sessions: async_sessionmaker[AsyncSession], name: str) -> list[bytes]:
+    async with transaction(sessions, write=False) as session:
+        uid = await session.scalar(select(User.id).where(User.display_name == name))
+        rows = await session.execute(
+            select(OutboxMessage.kind, OutboxMessage.subject, OutboxMessage.body,
+                   OutboxMessage.link)
+            .where(OutboxMessage.user_id == uid)
+            .order_by(col(OutboxMessage.id))
+        )  # fmt: skip
+        return ["\n".join(str(v) for v in row).encode() for row in rows.all()]
