@@ -213,7 +213,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.templates = make_templates()
     app.state.oauth = make_oauth(settings)
     app.state.lti = LtiRuntime()  # LTI platforms' key sets, cached per app
-    app.state.rate_limits = RateLimits(settings.redis_url)
+    app.state.rate_limits = RateLimits(settings.redis_url, settings.rate_limits)
     app.state.openapi = build_document(
         [
             (route.path_format, method.lower(), route.name, route.operation, route.param_convertors)

@@ -29,6 +29,7 @@ from web import (
 )
 from web.endpoints import api, assignment_settings, auth, authoring, health, pages
 from web.openapi import API, ApiRoute, Operation
+from web.ratelimit import RateLimitedView
 
 STATIC_DIR = Path(__file__).parent / "static"
 
@@ -138,8 +139,9 @@ def api_routes() -> list[ApiRoute]:
                      "Create a personal access token; the secret is shown only in this answer",
                      "account", {201: TokenCreatedView},
                      request_body={"application/json": api.TokenCreate},
-                     errors=(400, 401, 403, 415, 422),
-                     description="Use it as `Authorization: Bearer <token>`; no CSRF token is "
+                     errors=(400, 401, 403, 415, 422, 429),
+                     description="At most 10 per hour per person (30 per address); then 429. "
+                                 "Use it as `Authorization: Bearer <token>`; no CSRF token is "
                                  "needed with it.")),
         ApiRoute("/tokens/{token:id}", api.revoke_token, methods=["DELETE"],
                  name="api:tokens:revoke",
@@ -157,6 +159,13 @@ def api_routes() -> list[ApiRoute]:
                  name="api:members:list",
                  operation=Operation("The cohort's members (moderators and instructors)",
                                      "members", {200: list[MemberView]}, errors=(404,))),
+        ApiRoute("/cohorts/{cohort:slug}/rate-limits", api.rate_limited, methods=["GET"],
+                 name="api:members:rate-limited",
+                 operation=Operation("Who in the cohort met a rate limit in the last hour",
+                                     "members", {200: list[RateLimitedView]}, errors=(404,),
+                                     description="Moderators and instructors: per person and "
+                                                 "limit, how many 429 answers and the last "
+                                                 "one. Kept for an hour, not stored.")),
         ApiRoute("/cohorts/{cohort:slug}/members/{user:id}", api.set_member_role, methods=["PUT"],
                  name="api:members:role",
                  operation=Operation("Change a member's role", "members", {200: MemberView},

@@ -102,7 +102,7 @@ def api_routes() -> list[ApiRoute]:
                      "exports",
                      {200: {"description": "CSV: a header row, then one row a record (UTF-8); "
                                            "JSON: an array of objects with the same keys"}},
-                     errors=(404, 422), media_types=("text/csv", "application/json"),
+                     errors=(404, 422, 429), media_types=("text/csv", "application/json"),
                      params=(EXPORT_VIEW,),
                      path_schemas={"kind": {"type": "string", "enum": list(EXPORT_KINDS)},
                                    "format": {"type": "string", "enum": ["csv", "json"]}},

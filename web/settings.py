@@ -19,6 +19,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from services.db import normalize_database_url
 from services.mail import SmtpConfig
+from web.ratelimit import check_overrides
 
 PLACEHOLDER_SECRETS = frozenset({"", "changethis", "change-me", "changeme", "secret", "dev"})
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///peerboard.db"
@@ -89,6 +90,10 @@ class Settings(BaseSettings):
         default=DEFAULT_DATABASE_URL, validation_alias=AliasChoices("DATABASE_URL")
     )
     redis_url: str | None = Field(default=None, validation_alias=AliasChoices("REDIS_URL"))
+    # {"post": ["3 per minute", "10 per minute"]}: per person, per address (web/ratelimit.py).
+    rate_limits: dict[str, list[str]] = Field(
+        default_factory=dict, validation_alias=AliasChoices("PEERBOARD_RATE_LIMITS")
+    )
     secret_key: str = Field(default="", validation_alias=AliasChoices("PEERBOARD_SECRET_KEY"))
     base_url: str = Field(
         default="http://127.0.0.1:8000", validation_alias=AliasChoices("PEERBOARD_BASE_URL")
@@ -152,6 +157,11 @@ class Settings(BaseSettings):
     @classmethod
     def _database_url(cls, value: str) -> str:
         return normalize_database_url(value)
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limits(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        return check_overrides(value)
 
     @field_validator("redis_url")
     @classmethod

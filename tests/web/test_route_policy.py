@@ -154,6 +154,10 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Builder, dict[str, int]]] = {
         get("/api/v1/cohorts/psy/members"),
         expect(*STAFF_ONLY, 200, 200, 200),
     ),
+    ("api:members:rate-limited", "GET"): (
+        get("/api/v1/cohorts/psy/rate-limits"),
+        expect(*STAFF_ONLY, 200, 200, 200),
+    ),
     ("api:members:role", "PUT"): (
         send("PUT", "/api/v1/cohorts/psy/members/{w.ben_id}", json={"role": "moderator"}),
         expect(*STAFF_ONLY, 200, 200, 200),

@@ -26,7 +26,7 @@ from services.views import TokenCreatedView
 from web.context import session_state, unit_of_work, unit_of_work_caller
 from web.endpoints.parsing import media_type, read_model
 from web.errors import ApiError
-from web.ratelimit import JOIN, rate_limits_of
+from web.ratelimit import JOIN, TOKEN, limited_view, rate_limits_of
 from web.responses import json_response
 
 ASSIGNMENT_MEDIA_TYPES = ("application/json", "text/plain", "application/toml")
@@ -175,6 +175,7 @@ async def create_token(request: Request) -> Response:
     data = await read_model(request, TokenCreate)
     async with unit_of_work(request) as (session, actor):
         _signed_in(actor)
+        await rate_limits_of(request).hit(request, TOKEN, person=actor.user_id)
         raw, token = await tokens.create_token(
             session, actor=actor, name=data.name, expires_in_days=data.expires_in_days
         )
@@ -241,6 +242,17 @@ async def list_members(request: Request) -> Response:
             session, actor=actor, slug=request.path_params["cohort"]
         )
         return json_response(rows)
+
+
+async def rate_limited(request: Request) -> Response:
+    """Who in the cohort met a rate limit lately (staff: the roster's readers)."""
+    async with unit_of_work(request) as (session, actor):
+        rows = await memberships.list_members(
+            session, actor=actor, slug=request.path_params["cohort"]
+        )
+    names = {m.user_id: m.display_name for m in rows}
+    hits = await rate_limits_of(request).limited_people(list(names))
+    return json_response([limited_view(hit, names[hit.person]) for hit in hits])
 
 
 async def set_member_role(request: Request) -> Response:

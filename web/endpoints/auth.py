@@ -19,6 +19,7 @@ from web.context import session_state, sessions_of, settings_of, templates_of, u
 from web.endpoints.pages import safe_path
 from web.errors import ApiError
 from web.oidc import SignInRefused, StrictOpenIDApp
+from web.ratelimit import SIGN_IN, rate_limits_of
 from web.responses import json_response
 from web.settings import OIDCProviderSettings
 
@@ -68,6 +69,7 @@ async def signin_page(request: Request) -> Response:
 
 
 async def login(request: Request) -> Response:
+    await rate_limits_of(request).hit(request, SIGN_IN, person=None)
     provider, client = _provider(request)
     state = session_state(request)
     assert state is not None
@@ -82,6 +84,7 @@ async def login(request: Request) -> Response:
 
 
 async def callback(request: Request) -> Response:
+    await rate_limits_of(request).hit(request, SIGN_IN, person=None)
     provider, client = _provider(request)
     state = session_state(request)
     assert state is not None

@@ -44,6 +44,7 @@ from web.endpoints.pages import (
     safe_path,
 )
 from web.endpoints.parsing import query_number, read_model, whole_number
+from web.ratelimit import FLAG, POST, SEARCH, rate_limits_of
 from web.responses import ORJSONResponse, json_response
 
 
@@ -127,6 +128,7 @@ async def api_question_settings(request: Request) -> Response:
 async def api_create_thread(request: Request) -> Response:
     data = await read_model(request, ThreadCreate)
     async with unit_of_work(request) as (session, actor):
+        await rate_limits_of(request).hit(request, POST, person=actor.user_id)
 
         async def create() -> Response:
             thread = await discussions.create_thread(
@@ -167,6 +169,7 @@ async def _one_post(session: AsyncSession, actor: Actor, post_id: str) -> dict[s
 async def api_reply(request: Request) -> Response:
     data = await read_model(request, ReplyCreate)
     async with unit_of_work(request) as (session, actor):
+        await rate_limits_of(request).hit(request, POST, person=actor.user_id)
 
         async def create() -> Response:
             post = await discussions.reply(
@@ -232,6 +235,7 @@ async def api_follow(request: Request) -> Response:
 async def api_flag(request: Request) -> Response:
     data = await read_model(request, FlagCreate)
     async with unit_of_work(request) as (session, actor):
+        await rate_limits_of(request).hit(request, FLAG, person=actor.user_id)
         await moderation.flag_post(
             session,
             actor=actor,
@@ -368,6 +372,7 @@ async def thread_create_form(request: Request) -> Response:
         async with page_unit(request, form) as (session, caller):
             if (redirect := require_signed_in(request, caller)) is not None:
                 return redirect
+            await rate_limits_of(request).hit(request, POST, person=caller.actor.user_id)
             thread = await discussions.create_thread(
                 session,
                 actor=caller.actor,
@@ -475,6 +480,7 @@ async def reply_form(request: Request) -> Response:
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
+        await rate_limits_of(request).hit(request, POST, person=caller.actor.user_id)
         post = await discussions.reply(
             session,
             actor=caller.actor,
@@ -539,6 +545,7 @@ async def flag_form(request: Request) -> Response:
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
+        await rate_limits_of(request).hit(request, FLAG, person=caller.actor.user_id)
         ctx = await discussions.access_post(session, actor=caller.actor, post_id=post_id)
         thread_id, question_id = ctx.thread.public_id, ctx.thread.question_id
         flags = await moderation.flag_post(
@@ -624,6 +631,7 @@ async def notifications_read_form(request: Request) -> Response:
 
 async def api_search(request: Request) -> Response:
     async with unit_of_work(request) as (session, actor):
+        await rate_limits_of(request).hit(request, SEARCH, person=actor.user_id)
         view = await search.search(session, actor=actor, query=request.query_params.get("q", ""))
         return json_response(view)
 
@@ -633,5 +641,6 @@ async def search_page(request: Request) -> Response:
     async with page_unit(request) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
+        await rate_limits_of(request).hit(request, SEARCH, person=caller.actor.user_id)
         view = await search.search(session, actor=caller.actor, query=query)
     return render_page(request, "search.html", {"s": view})

@@ -12,6 +12,7 @@ from services import exports
 from services.db import transaction
 from web.context import sessions_of, unit_of_work
 from web.errors import ApiError
+from web.ratelimit import EXPORT, rate_limits_of
 
 MEDIA = {"csv": "text/csv; charset=utf-8", "json": "application/json"}
 
@@ -23,6 +24,7 @@ async def export(request: Request) -> Response:
     # Absent: the asker's own default (staff: moderator; students: the only view they have).
     view = request.query_params.get("view")
     async with unit_of_work(request) as (session, actor):
+        await rate_limits_of(request).hit(request, EXPORT, person=actor.user_id)
         plan = await exports.plan(
             session, actor=actor, assignment_id=request.path_params["assignment"], kind=kind,
             view=view,

@@ -31,6 +31,7 @@ from services.policy import Actor
 from web.context import sessions_of, settings_of, templates_of
 from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
 from web.lti import LtiRuntime
+from web.ratelimit import LTI_LAUNCH, rate_limits_of
 from web.sessions import FRAME_SCOPE_KEY, STATE_KEY, SessionState
 
 log = logging.getLogger("peerboard.lti")
@@ -88,6 +89,7 @@ async def _params(request: Request) -> dict[str, str]:
 async def login(request: Request) -> Response:
     """OIDC third-party-initiated login: the LMS names itself and the person; we answer with
     an authentication request to the platform, carrying a fresh state and nonce."""
+    await rate_limits_of(request).hit(request, LTI_LAUNCH, person=None)
     params = await _params(request)
     if not all(params.get(k) for k in ("iss", "login_hint", "target_link_uri")):
         return _refused(request, LaunchRefused("The LMS's login request is incomplete."))
@@ -157,6 +159,7 @@ async def login(request: Request) -> Response:
 
 async def launch(request: Request) -> Response:
     """The platform's form_post of the id token (see the module docstring about CSRF)."""
+    await rate_limits_of(request).hit(request, LTI_LAUNCH, person=None)
     form = await request.form()
     state = _form_text(form, "state")
     id_token = _form_text(form, "id_token")

@@ -26,7 +26,7 @@ from services.policy import Actor
 from web.context import Caller, templates_of, unit_of_work_caller
 from web.endpoints.parsing import whole_number
 from web.errors import status_for
-from web.ratelimit import JOIN, rate_limits_of
+from web.ratelimit import JOIN, limited_view, rate_limits_of
 
 FLASH_KEY = "flash"
 
@@ -295,6 +295,8 @@ async def members_page(request: Request) -> Response:
             for m in roster
         }
         providers = [p.issuer for p in request.app.state.settings.oidc_providers]
+    names = {m.user_id: m.display_name for m in roster}
+    limited = await rate_limits_of(request).limited_people(list(names))
     return render_page(
         request,
         "members.html",
@@ -307,6 +309,7 @@ async def members_page(request: Request) -> Response:
             "roles": list(Role),
             "issuers": providers,
             "me": actor.user_id,
+            "limited": [limited_view(hit, names[hit.person]) for hit in limited],
         },
     )
 
