@@ -1,19 +1,23 @@
 """In-app notifications: replies to your posts, and new posts in threads you follow.
 
 A notification stores only what it points at; its text is written when it is read, for
-its reader, and never names the person who replied (that person may be anonymous).
+its reader. On the page it names the person who replied only as the reader may know them
+(presenters.discussion_name with the reader as viewer: the name of a named reply, the alias
+of an anonymous one); the mail, written when the reply is made, never names them.
 The same text goes to the reader's mail outbox, in the same transaction (services/outbox.py).
 """
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import outbox
-from services.models import Notification, Post, Thread, utcnow
-from services.policy import Actor
+from services import outbox, presenters
+from services.models import Alias, Assignment, Notification, Post, Question, Thread, User, utcnow
+from services.policy import Actor, DiscussionScope
 from services.views import NotificationsView, NotificationView
 
 REPLY = "reply"
@@ -111,37 +115,106 @@ def _require_person(actor: Actor) -> int:
     return actor.user_id
 
 
+async def unread_count(session: AsyncSession, *, actor: Actor) -> int:
+    """How many of my notifications are unread (0 for someone not signed in): one query,
+    for the header's badge."""
+    if actor.user_id is None:
+        return 0
+    unread = await session.scalar(
+        select(sa.func.count()).where(
+            Notification.user_id == actor.user_id, col(Notification.read_at).is_(None)
+        )
+    )
+    return unread or 0
+
+
+def _replier(actor: Actor, kind: str, row: Any) -> str | None:
+    """Who wrote the reply, as this reader may know them (never a hidden or deleted post's
+    author; an anonymous reply reads as its alias unless the reader may know the author)."""
+    if kind not in (REPLY, FOLLOWED) or row.author_id is None:
+        return None
+    if row.deleted_at is not None or row.hidden_at is not None:
+        return None
+    scope = DiscussionScope(
+        cohort_id=row.cohort_id,
+        assignment_id=row.assignment_id,
+        assignment_phase=row.phase,
+        allow_anonymous=row.allow_anonymous,
+        question_id=row.question_id,
+        post_first=False,
+        has_posted=False,
+    )
+    return presenters.discussion_name(
+        actor,
+        scope,
+        author_id=row.author_id,
+        anonymous=row.anonymous,
+        display_name=row.display_name,
+        alias=row.alias,
+    )
+
+
+def _read_text(kind: str, title: str, message: str, replier: str | None) -> str:
+    if replier is not None and kind == REPLY:
+        return f"{replier} replied to your post in “{title}”."
+    if replier is not None and kind == FOLLOWED:
+        return f"{replier} replied in “{title}”, a thread you follow."
+    return _text(kind, title, message)
+
+
 async def list_notifications(session: AsyncSession, *, actor: Actor) -> NotificationsView:
     """My notifications, newest first, with the unread count."""
     user_id = _require_person(actor)
-    unread = await session.scalar(
-        select(sa.func.count()).where(
-            Notification.user_id == user_id, col(Notification.read_at).is_(None)
+    unread = await unread_count(session, actor=actor)
+    rows: Any = await session.execute(
+        sa.select(
+            Notification,
+            col(Thread.public_id).label("thread"),
+            col(Thread.title).label("title"),
+            col(Post.public_id).label("post"),
+            col(Post.author_id).label("author_id"),
+            col(Post.anonymous).label("anonymous"),
+            col(Post.deleted_at).label("deleted_at"),
+            col(Post.hidden_at).label("hidden_at"),
+            col(User.display_name).label("display_name"),
+            col(Alias.name).label("alias"),
+            col(Question.id).label("question_id"),
+            col(Assignment.id).label("assignment_id"),
+            col(Assignment.cohort_id).label("cohort_id"),
+            col(Assignment.phase).label("phase"),
+            col(Assignment.allow_anonymous_posts).label("allow_anonymous"),
         )
-    )
-    rows = await session.execute(
-        select(Notification, col(Thread.public_id), col(Thread.title), col(Post.public_id))
         .outerjoin(Thread, col(Thread.id) == col(Notification.thread_id))
         .outerjoin(Post, col(Post.id) == col(Notification.post_id))
-        .where(Notification.user_id == user_id)
+        .outerjoin(User, col(User.id) == col(Post.author_id))
+        .outerjoin(Question, col(Question.id) == col(Thread.question_id))
+        .outerjoin(Assignment, col(Assignment.id) == col(Question.assignment_id))
+        .outerjoin(
+            Alias,
+            (col(Alias.assignment_id) == col(Question.assignment_id))
+            & (col(Alias.user_id) == col(Post.author_id)),
+        )
+        .where(col(Notification.user_id) == user_id)
         .order_by(col(Notification.id).desc())
         .limit(MAX_LISTED)
     )
-    return NotificationsView(
-        unread=unread or 0,
-        items=[
+    items = []
+    for row in rows.all():
+        n = row[0]
+        replier = _replier(actor, n.kind, row)
+        items.append(
             NotificationView(
                 id=str(n.id),
                 kind=n.kind,
-                message=_text(n.kind, title or "a thread", n.message),
-                thread=thread,
-                post=post,
+                message=_read_text(n.kind, row.title or "a thread", n.message, replier),
+                thread=row.thread,
+                post=row.post,
+                replier=replier,
                 created_at=n.created_at.replace(second=0, microsecond=0),
                 read=n.read_at is not None,
             )
-            for n, thread, title, post in rows.all()
-        ],
-    )
+        )
+    return NotificationsView(unread=unread, items=items)
 
 
 async def mark_read(

@@ -45,6 +45,7 @@ from services.views import (
     AllocationTaskView,
     AllocationView,
     ComponentStanceView,
+    DueItemView,
     EvidenceView,
     FeedbackReviewView,
     FeedbackView,
@@ -670,3 +671,77 @@ async def live_review_events(
                 continue
             items.append((event.id or 0, "task", task.model_dump_json()))
     return out
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
+async def whats_due(
+    session: AsyncSession, *, actor: Actor, assignment: Assignment
+) -> list[DueItemView]:
+    """What this student has to do on the assignment now, and by when: write (or finish)
+    their paper, the reviews they have not started or not finished, the reviews of their
+    paper they have not rated yet. Only the student's own work is counted, never anyone
+    else's (a count must not let one infer an author); staff get an empty list."""
+    if actor.user_id is None or not policy.is_student_of(actor, assignment.cohort_id):
+        return []
+    assert assignment.id is not None
+    items: list[DueItemView] = []
+    paper = await session.scalar(
+        select(Paper).where(Paper.assignment_id == assignment.id, Paper.author_id == actor.user_id)
+    )
+    may_write = policy.phase_allows(assignment, "write_paper") or (
+        policy.phase_allows(assignment, "write_late_paper") and paper is None
+    )
+    if may_write and (paper is None or paper.submitted_at is None):
+        text = "Write your paper" if paper is None else "Finish and submit your paper (draft saved)"
+        items.append(DueItemView(kind="paper", text=text, due_at=assignment.paper_due_at))
+    if policy.phase_allows(assignment, "review"):
+        rows = (
+            await session.execute(
+                select(ReviewTask.status, sa.func.count())
+                .where(
+                    ReviewTask.assignment_id == assignment.id,
+                    ReviewTask.reviewer_id == actor.user_id,
+                    col(ReviewTask.status).in_((TaskStatus.assigned, TaskStatus.started)),
+                )
+                .group_by(ReviewTask.status)
+            )
+        ).all()
+        counts = {TaskStatus(status): int(n) for status, n in rows}
+        for status, words in (
+            (TaskStatus.assigned, "not started"),
+            (TaskStatus.started, "started, not submitted"),
+        ):
+            if n := counts.get(status, 0):
+                items.append(
+                    DueItemView(
+                        kind="reviews",
+                        text=f"{_plural(n, 'review')} {words}",
+                        count=n,
+                        due_at=assignment.review_due_at,
+                    )
+                )
+    if paper is not None and policy.can_rate_review(actor, paper, assignment):
+        unrated = await session.scalar(
+            select(sa.func.count())
+            .select_from(Review)
+            .join(ReviewTask, col(ReviewTask.id) == Review.task_id)
+            .outerjoin(ReviewRating, col(ReviewRating.review_id) == Review.id)
+            .where(
+                ReviewTask.paper_id == paper.id,
+                ReviewTask.status == TaskStatus.submitted,
+                col(Review.submitted_at).is_not(None),
+                col(ReviewRating.id).is_(None),
+            )
+        )
+        if unrated:
+            items.append(
+                DueItemView(
+                    kind="feedback",
+                    text=f"Feedback to rate: {_plural(unrated, 'review')} of your paper",
+                    count=unrated,
+                )
+            )
+    return items

@@ -297,8 +297,21 @@ class NotificationView(View):
     message: str
     thread: str | None
     post: str | None
+    # Who replied, as the reader may know them: a named reply's author, an anonymous one's
+    # alias (the name only for staff and the author); None when there is nobody to name.
+    replier: str | None = None
     created_at: datetime
     read: bool
+
+
+class DueItemView(View):
+    """One thing a student has to do on an assignment: `kind` is paper, reviews or
+    feedback; `count` how many (reviews, ratings); `due_at` when, if there is a deadline."""
+
+    kind: str
+    text: str
+    count: int | None = None
+    due_at: datetime | None = None
 
 
 class NotificationsView(View):

@@ -1,7 +1,8 @@
 """The demo's living cohort: discussion on every question, a paper from every student (one
 of them the fixture's sample paper), reviews under way on the Secure Base assignment (most
 submitted, so its workspace has stance charts; some drafted; some not started),
-a finished sample round with released feedback, and exemplars with curator notes.
+a finished sample round with released feedback, a writing round open for papers and
+discussion (services/demo/writing.py), a few open flags, and exemplars with curator notes.
 
 Everything goes through the same services people use; it runs once (the first exemplar
 marks it done) after `seed_demo`.
@@ -17,6 +18,7 @@ from services.demo import DEMO_PEOPLE
 from services.demo.discussions import seed_discussions
 from services.demo.review_progress import seed_review_progress
 from services.demo.reviews import PAPERS, seed_review_round
+from services.demo.writing import seed_flags, seed_writing_round
 from services.models import (
     Assignment,
     Exemplar,
@@ -83,6 +85,8 @@ async def seed_living_cohort(
             anonymous=anon_reply,
         )  # fmt: skip
 
+    await seed_flags(session, assignment_id=assignment.id, people=people)
+
     # Papers: everyone submits; Dara's is the paper that came with the assignment.
     texts = dict(PAPERS)
     texts["dara-student"] = sample_paper
@@ -140,3 +144,5 @@ async def seed_living_cohort(
                 source=review.public_id, publish=True,
                 note="Every stance is backed by a quotation from the paper.",
             )  # fmt: skip
+    # The third phase a student meets: an assignment open for writing and discussing.
+    await seed_writing_round(session, people=people)

@@ -81,3 +81,18 @@ async def test_the_assignment_page_fits_a_phone(browser: Any, live_server: LiveS
     await expect(page.locator("ol.questions > li")).to_have_count(5)
     await context.close()
     assert errors == []
+
+
+async def test_the_demo_sign_in_page_lists_each_person_with_their_role(
+    page: Any, live_server: LiveServer
+) -> None:
+    await page.goto(live_server.base_url + "/signin")
+    table = page.get_by_role("table", name="Who is who in the demo")
+    ada = table.get_by_role("row").filter(has_text="Ada Lindqvist")
+    await expect(ada).to_contain_text("student")
+    await expect(ada).to_contain_text("ada-student")
+    ivo = table.get_by_role("row").filter(has_text="Ivo Ivanov")
+    await expect(ivo).to_contain_text("instructor")
+    mona = table.get_by_role("row").filter(has_text="Mona Okafor")
+    await expect(mona).to_contain_text("moderator")
+    await expect(table.get_by_role("row")).to_have_count(7)  # the header and six people

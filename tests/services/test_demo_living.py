@@ -154,3 +154,45 @@ async def test_demo_people_have_their_names_before_they_first_sign_in(
     await seed_demo(session, issuer=ISSUER)
     names = set((await session.execute(select(User.display_name))).scalars())
     assert {"Ada Lindqvist", "Ivo Ivanov", "Mona Okafor"} <= names
+
+
+async def test_the_demo_has_one_assignment_per_phase_and_open_flags(
+    session: AsyncSession,
+) -> None:
+    from services.demo.writing import TITLE
+    from services.models import Flag, Post
+
+    assignment = await seed_demo(session, issuer=ISSUER)
+    await seed_living_cohort(
+        session, assignment=assignment, issuer=ISSUER, sample_paper=assignment.sample_paper or ""
+    )
+    rows = (await session.execute(select(Assignment.title, Assignment.phase))).all()
+    phases = {title: phase for title, phase in rows}
+    assert sorted(phases.values()) == sorted([Phase.open, Phase.review, Phase.feedback])
+    assert phases[TITLE] is Phase.open
+    writing = await session.scalar(select(Assignment).where(Assignment.title == TITLE))
+    assert writing is not None and writing.paper_due_at is not None
+    # Open for discussing: a thread with a reply; for writing: Ada's draft, nobody submitted.
+    threads = await count(
+        session,
+        select(func.count())
+        .select_from(Thread)
+        .join(Question, Question.id == Thread.question_id)
+        .where(Question.assignment_id == writing.id),
+    )
+    assert threads == 1
+    drafts = (
+        (await session.execute(select(Paper.submitted_at).where(Paper.assignment_id == writing.id)))
+        .scalars()
+        .all()
+    )
+    assert drafts and all(d is None for d in drafts)
+    # A few open flags, none of them enough to hide a post.
+    open_flags = await count(
+        session, select(func.count()).select_from(Flag).where(Flag.resolved_at.is_(None))
+    )
+    assert open_flags >= 2
+    hidden = await count(
+        session, select(func.count()).select_from(Post).where(Post.hidden_at.is_not(None))
+    )
+    assert hidden == 0

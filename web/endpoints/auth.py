@@ -14,6 +14,7 @@ from starlette.responses import RedirectResponse, Response
 
 from services import identity
 from services.db import transaction
+from services.demo import DEMO_PEOPLE
 from services.identity import VerifiedIdentity
 from web.context import session_state, sessions_of, settings_of, templates_of, unit_of_work
 from web.endpoints.pages import safe_path
@@ -50,6 +51,16 @@ def providers_view(request: Request) -> list[dict[str, Any]]:
     ]
 
 
+def demo_people(request: Request) -> list[dict[str, str]]:
+    """Who is who in the demo (only with the demo identity provider): the name, the role in
+    the demo cohort, and the button to pick on the provider's page."""
+    if not settings_of(request).demo_identity_provider:
+        return []
+    return [
+        {"name": p.display_name, "role": p.role.value, "choose": p.subject} for p in DEMO_PEOPLE
+    ]
+
+
 async def providers(request: Request) -> Response:
     return json_response(providers_view(request))
 
@@ -62,6 +73,7 @@ async def signin_page(request: Request) -> Response:
         "signin.html",
         {
             "providers": providers_view(request),
+            "demo_people": demo_people(request),
             "next": next_path,
             "signed_in": bool(state and state.user_id),
         },

@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services import assignments, cohorts, memberships, policy
+from services import assignments, cohorts, memberships, notifications, policy, reviews
 from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import Cohort, Role
 from services.policy import Actor
@@ -128,6 +128,8 @@ async def page_unit(
             request.state.viewer = {
                 "name": caller.user.display_name,
                 "is_administrator": caller.user.is_administrator,
+                # The header's badge: one count query per page.
+                "unread": await notifications.unread_count(session, actor=caller.actor),
             }
         yield session, caller
 
@@ -273,7 +275,10 @@ async def assignment_page(request: Request) -> Response:
         )
         view = assignments.present_assignment(detail, actor=actor)
         cohort = cohorts.present_cohort(detail.cohort, actor=actor)
-    return render_page(request, "assignment.html", {"assignment": view, "cohort": cohort})
+        due = await reviews.whats_due(session, actor=actor, assignment=detail.assignment)
+    return render_page(
+        request, "assignment.html", {"assignment": view, "cohort": cohort, "due": due}
+    )
 
 
 # --- member management ---------------------------------------------------------------------
