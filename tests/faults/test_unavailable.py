@@ -158,10 +158,15 @@ async def test_postgres_backend_terminated_mid_request_is_503(
                 client.post(f"/api/v1/threads/{w['thread']}/posts", json={"body": "in flight"})
             )
             waiting = 0
+            # Only this test's database: other test workers (and anything else on the
+            # server) may have their own backends waiting on locks.
+            database = make_url(database_url).database
             for _ in range(100):  # until the request's backend waits for the lock
                 waiting = await admin.fetchval(
                     "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-                    "WHERE application_name = 'peerboard' AND wait_event_type = 'Lock'"
+                    "WHERE application_name = 'peerboard' AND wait_event_type = 'Lock' "
+                    "AND datname = $1",
+                    database,
                 )
                 if waiting:
                     break
