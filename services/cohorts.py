@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from functools import cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
+from zoneinfo import available_timezones
 
 from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -93,14 +93,6 @@ def present_cohort(cohort: Cohort, *, actor: Actor) -> CohortView:
 def time_zone_names() -> tuple[str, ...]:
     """Every IANA time zone name Peerboard accepts, sorted (read once: it scans files)."""
     return tuple(sorted(available_timezones() | {"UTC"}))
-
-
-def zone_of(cohort: Cohort) -> ZoneInfo:
-    """The cohort's time zone (UTC if the stored name is no longer known)."""
-    try:
-        return ZoneInfo(cohort.time_zone)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo("UTC")
 
 
 async def set_time_zone(

@@ -16,7 +16,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services import assignments, cohorts
+from services import assignments, cohorts, times
 from services.errors import Conflict, Invalid, NotFound, Problem
 from services.models import LatePolicy
 from web.endpoints.pages import (
@@ -115,7 +115,7 @@ async def _render(
         if not view.can_manage:
             raise NotFound("No such assignment.")
         cohort = cohorts.present_cohort(detail.cohort, actor=caller.actor)
-        zone = cohorts.zone_of(detail.cohort)
+        zone = times.zone(detail.cohort.time_zone)
     values: dict[str, Any] = {
         "title": view.title,
         "version": view.version,
@@ -163,7 +163,7 @@ async def settings_form(request: Request) -> Response:
             detail = await assignments.get_assignment(
                 session, actor=caller.actor, assignment_id=assignment_id
             )
-            version, change = parse(form, cohorts.zone_of(detail.cohort))
+            version, change = parse(form, times.zone(detail.cohort.time_zone))
             await assignments.update_settings(
                 session, actor=caller.actor, assignment_id=assignment_id, version=version,
                 change=change,

@@ -445,23 +445,26 @@ async def questions_form(request: Request) -> Response:
                 session, actor=caller.actor, assignment_id=assignment_id, version=version,
                 questions=edits,
             )  # fmt: skip
-    except ValueError:
+    except (ValueError, Invalid, Conflict) as error:
         return await _render_questions(
-            request, rows=rows, form=form, status=422,
-            message="The form is missing its version; reload the page.",
-        )  # fmt: skip
-    except Invalid as error:
-        return await _render_questions(
-            request, rows=rows, form=form, errors=_errors(error.problems), status=422
+            request, rows=rows, form=form, **_refused(error, kept="Your text is", of="questions")
         )
-    except Conflict as error:
-        return await _render_questions(
-            request, rows=rows, form=form, status=409,
-            message=f"{error} Your text is still below; reload the page to start again from "
-                    "the current questions.",
-        )  # fmt: skip
     path = request.app.url_path_for("assignments:detail", assignment=str(assignment_id))
     return redirect_with_flash(request, str(path), "The questions are saved.")
+
+
+def _refused(error: Exception, *, kept: str, of: str) -> dict[str, Any]:
+    """How the questions or rubric page answers a refused save, the person's input kept: a
+    field error (422), a stale or locked assignment (409), or a form without its version."""
+    if isinstance(error, Invalid):
+        return {"errors": _errors(error.problems), "status": 422}
+    if isinstance(error, Conflict):
+        return {
+            "status": 409,
+            "message": f"{error} {kept} still below; reload the page to start again from "
+            f"the current {of}.",
+        }
+    return {"status": 422, "message": "The form is missing its version; reload the page."}
 
 
 async def _render_rubric(
@@ -522,21 +525,10 @@ async def rubric_form(request: Request) -> Response:
                 session, actor=caller.actor, assignment_id=assignment_id, version=version,
                 rubric=_without_empty_rows(rubric),
             )  # fmt: skip
-    except ValueError:
+    except (ValueError, Invalid, Conflict) as error:
         return await _render_rubric(
-            request, rubric=rubric, form=form, status=422,
-            message="The form is missing its version; reload the page.",
-        )  # fmt: skip
-    except Invalid as error:
-        return await _render_rubric(
-            request, rubric=rubric, form=form, errors=_errors(error.problems), status=422
+            request, rubric=rubric, form=form, **_refused(error, kept="Your edits are", of="rubric")
         )
-    except Conflict as error:
-        return await _render_rubric(
-            request, rubric=rubric, form=form, status=409,
-            message=f"{error} Your edits are still below; reload the page to start again from "
-                    "the current rubric.",
-        )  # fmt: skip
     path = request.app.url_path_for("assignments:detail", assignment=str(assignment_id))
     return redirect_with_flash(request, str(path), "The rubric is saved.")
 
