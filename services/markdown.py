@@ -65,6 +65,15 @@ def _stop(thread_id: int) -> None:
     )
 
 
+def _stop_until_done(thread: threading.Thread, running: threading.Lock) -> None:
+    # The exception can land in a garbage-collector callback that happens to run on that
+    # thread, which swallows it: send it again until the parse has let go.
+    if thread.ident is None or not thread.is_alive() or not running.locked():
+        return
+    _stop(thread.ident)
+    asyncio.get_running_loop().call_later(0.05, _stop_until_done, thread, running)
+
+
 async def render_markdown_bounded(text: str, *, field: str = "body") -> str:
     """Render off the event loop; input that takes too long is refused, and its rendering
     stopped (bounded in work, not only in waiting)."""
@@ -94,7 +103,7 @@ async def render_markdown_bounded(text: str, *, field: str = "body") -> str:
         if running.acquire(blocking=False):  # it finished just now: nothing to stop
             running.release()
         elif thread.ident is not None:
-            _stop(thread.ident)
+            _stop_until_done(thread, running)
         raise Invalid(
             problems=[Problem("is too complex to render; simplify its formatting", field=field)]
         ) from None
