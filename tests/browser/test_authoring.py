@@ -17,6 +17,8 @@ DOCUMENT = Path(__file__).parents[2] / "services" / "demo" / "secure-base-assign
 
 
 async def _fits(page: Any, width: int = 390) -> None:
+    # After a form post the next page may still be arriving: measure the loaded document.
+    await page.wait_for_load_state("load")
     overflow = await page.evaluate("document.documentElement.scrollWidth")
     assert overflow <= width, f"{page.url} is {overflow}px wide at {width}px"
 
