@@ -293,6 +293,16 @@ async def reply(
     assert actor.user_id is not None
     _check_anonymous(actor, scope, anonymous)
     body = clean_text(body, field="body", limit=MAX_BODY_CHARS)
+    # A key-share lock on the thread (PostgreSQL; SQLite's write lock already orders us)
+    # orders this reply against a deletion of the whole thread (delete_post locks it FOR
+    # UPDATE): either the deletion is done and the thread is gone (404), or it waits for
+    # this reply and then sees it. Replies do not block one another with it.
+    if not await session.scalar(
+        select(Thread.id)
+        .where(col(Thread.id) == thread.id)
+        .with_for_update(read=True, key_share=True)
+    ):
+        raise NotFound("No such thread.")
     parent_query = select(Post).where(Post.thread_id == thread.id)
     parent_query = (
         parent_query.where(Post.public_id == parent_id)
@@ -312,8 +322,14 @@ async def reply(
     if anonymous:
         await aliases.alias_for(session, assignment_id=scope.assignment_id, user_id=actor.user_id)
     now = utcnow()
-    # The count is added to in SQL (concurrent replies each add one), and first, so that this
-    # row lock orders the reply against a concurrent deletion of the thread (delete_post).
+    post = await _insert_post(
+        session, actor=actor, thread=thread, parent=parent, anonymous=anonymous, body=body,
+        html=html, now=now,
+    )  # fmt: skip
+    await _notify_reply(session, actor=actor, thread=thread, parent=parent, post=post, scope=scope)
+    # Last: the count is added to in SQL (concurrent replies each add one), and its row lock
+    # is held only from here to the commit, so replies to one thread overlap until now and
+    # their events (written under the lock) commit in the order of their ids.
     count = await session.scalar(
         sa.update(Thread)
         .where(col(Thread.id) == thread.id)
@@ -321,15 +337,10 @@ async def reply(
         .returning(col(Thread.post_count))
         .execution_options(synchronize_session=False)
     )
-    if count is None:  # deleted meanwhile
+    if count is None:  # cannot happen under the key-share lock; kept as the last word
         raise NotFound("No such thread.")
     set_committed_value(thread, "post_count", count)
     set_committed_value(thread, "last_activity_at", now)
-    post = await _insert_post(
-        session, actor=actor, thread=thread, parent=parent, anonymous=anonymous, body=body,
-        html=html, now=now,
-    )  # fmt: skip
-    await _notify_reply(session, actor=actor, thread=thread, parent=parent, post=post, scope=scope)
     await _posted(session, actor=actor, thread=thread, post=post, scope=scope)
     return post
 
