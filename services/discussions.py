@@ -354,32 +354,30 @@ async def _notify_reply(
     post: Post,
     scope: DiscussionScope,
 ) -> None:
-    assert thread.id is not None and post.id is not None
-    told: set[int] = set()
-    if parent.author_id != actor.user_id and parent.deleted_at is None:
-        await notifications.notify(
+    assert thread.id is not None and post.id is not None and actor.user_id is not None
+    told = {actor.user_id}
+    if parent.author_id not in told and parent.deleted_at is None:
+        await notifications.notify_post(
             session,
-            user_id=parent.author_id,
+            user_ids=[parent.author_id],
             kind=notifications.REPLY,
-            thread_id=thread.id,
-            post_id=post.id,
+            thread=thread,
+            post=post,
             assignment_id=scope.assignment_id,
         )
         told.add(parent.author_id)
     followers = await session.execute(
         select(col(ThreadFollow.user_id)).where(ThreadFollow.thread_id == thread.id)
     )
-    for user_id in followers.scalars():
-        if user_id == actor.user_id or user_id in told:
-            continue
-        await notifications.notify(
-            session,
-            user_id=user_id,
-            kind=notifications.FOLLOWED,
-            thread_id=thread.id,
-            post_id=post.id,
-            assignment_id=scope.assignment_id,
-        )
+    # However many follow the thread, a fixed number of statements (notify_post is set-based).
+    await notifications.notify_post(
+        session,
+        user_ids=[u for u in followers.scalars() if u not in told],
+        kind=notifications.FOLLOWED,
+        thread=thread,
+        post=post,
+        assignment_id=scope.assignment_id,
+    )
 
 
 async def edit_post(

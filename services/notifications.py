@@ -84,6 +84,48 @@ async def notify(
     return True
 
 
+async def notify_post(
+    session: AsyncSession,
+    *,
+    user_ids: list[int],
+    kind: str,
+    thread: Thread,
+    post: Post,
+    assignment_id: int,
+) -> None:
+    """A new post's notice (REPLY or FOLLOWED) for many people at once, with their mail:
+    a fixed number of statements however many follow the thread."""
+    if not user_ids:
+        return
+    assert thread.id is not None and post.id is not None
+    text = _text(kind, thread.title, "")
+    await outbox.enqueue_many(
+        session,
+        user_ids=user_ids,
+        kind=kind,
+        subject=_subject(kind, thread.title, text),
+        body=text,
+        link=f"/threads/{thread.public_id}#post-{post.public_id}",
+        thread_ref=thread.public_id,
+    )
+    await session.execute(
+        sa.insert(Notification).values(
+            [
+                {
+                    "user_id": uid,
+                    "kind": kind,
+                    "thread_id": thread.id,
+                    "post_id": post.id,
+                    "assignment_id": assignment_id,
+                    "message": "",
+                    "created_at": utcnow(),
+                }
+                for uid in user_ids
+            ]
+        )
+    )
+
+
 def _subject(kind: str, title: str | None, text: str) -> str:
     if title is not None:
         if kind in (REPLY, FOLLOWED):

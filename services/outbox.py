@@ -127,17 +127,6 @@ async def modes_of(session: AsyncSession, *, user_id: int) -> dict[str, Mode]:
     }
 
 
-async def _mode(session: AsyncSession, *, user_id: int, kind: str) -> Mode:
-    chosen = await session.scalar(
-        select(NotificationPreference.mode).where(
-            NotificationPreference.user_id == user_id, NotificationPreference.kind == kind
-        )
-    )
-    return (
-        Mode(chosen) if chosen is not None and chosen in Mode.__members__ else (KINDS[kind].default)
-    )
-
-
 def _insert(session: AsyncSession, table: type[object]) -> sa.Insert:
     """INSERT for the session's backend, so callers can add ON CONFLICT clauses."""
     if session.get_bind().dialect.name == "postgresql":
@@ -251,6 +240,72 @@ async def unsubscribe_label(session: AsyncSession, *, key: str, kind: str) -> st
 # --- writing -------------------------------------------------------------------------------
 
 
+_STATUS_OF = {
+    Mode.immediately: Status.pending,
+    Mode.digest: Status.held,
+    Mode.never: Status.skipped,
+}
+# Rows per multi-row INSERT: well under SQLite's bound-parameter limit at 13 columns a row.
+_CHUNK = 500
+
+
+async def _statuses(session: AsyncSession, *, user_ids: list[int], kind: str) -> dict[int, Status]:
+    """What becomes of a mail of this kind for each person, as they chose: one query."""
+    preference = preference_kind(kind)
+    if preference is None:
+        return dict.fromkeys(user_ids, Status.pending)
+    chosen: dict[int, str] = {}
+    for at in range(0, len(user_ids), _CHUNK):
+        rows = await session.execute(
+            select(NotificationPreference.user_id, NotificationPreference.mode).where(
+                col(NotificationPreference.user_id).in_(user_ids[at : at + _CHUNK]),
+                NotificationPreference.kind == preference,
+            )
+        )
+        chosen.update((uid, mode) for uid, mode in rows.all())
+    default = KINDS[preference].default
+    return {
+        uid: _STATUS_OF[Mode(chosen[uid]) if chosen.get(uid) in Mode.__members__ else default]
+        for uid in user_ids
+    }
+
+
+async def _ensure_keys(session: AsyncSession, *, user_ids: list[int], now: datetime) -> None:
+    """Every one of these people has a mail key (unsubscribe links carry it)."""
+    for at in range(0, len(user_ids), _CHUNK):
+        await session.execute(
+            _insert(session, MailRecipient)
+            .values(
+                [
+                    {"user_id": uid, "key": secrets.token_urlsafe(18), "created_at": now}
+                    for uid in user_ids[at : at + _CHUNK]
+                ]
+            )
+            .on_conflict_do_nothing(index_elements=["user_id"])  # type: ignore[attr-defined]
+        )
+
+
+def _row(
+    *, user_id: int, kind: str, status: Status, subject: str, body: str, link: str,
+    thread_ref: str | None, dedupe_key: str | None, now: datetime,
+) -> dict[str, object]:  # fmt: skip
+    return {
+        "public_id": secrets.token_urlsafe(18),
+        "user_id": user_id,
+        "kind": kind,
+        "status": status.value,
+        "dedupe_key": dedupe_key,
+        "subject": subject[:300],
+        "body": body,
+        "link": link[:512],
+        "thread_ref": thread_ref,
+        "attempts": 0,
+        "next_attempt_at": now,
+        "last_error": "",
+        "created_at": now,
+    }
+
+
 async def enqueue(
     session: AsyncSession,
     *,
@@ -267,39 +322,69 @@ async def enqueue(
     or never: then kept as "skipped"). With a dedupe key, a second call is a no-op: returns
     False when the row already existed."""
     now = now or utcnow()
-    preference = preference_kind(kind)
-    mode = (
-        await _mode(session, user_id=user_id, kind=preference) if preference else Mode.immediately
-    )
-    status = {
-        Mode.immediately: Status.pending,
-        Mode.digest: Status.held,
-        Mode.never: Status.skipped,
-    }[mode]
+    status = (await _statuses(session, user_ids=[user_id], kind=kind))[user_id]
     if status is not Status.skipped:
-        await mail_key(session, user_id=user_id)
-    values = {
-        "public_id": secrets.token_urlsafe(18),
-        "user_id": user_id,
-        "kind": kind,
-        "status": status.value,
-        "dedupe_key": dedupe_key,
-        "subject": subject[:300],
-        "body": body,
-        "link": link[:512],
-        "thread_ref": thread_ref,
-        "attempts": 0,
-        "next_attempt_at": now,
-        "last_error": "",
-        "created_at": now,
-    }
-    insert = _insert(session, OutboxMessage).values(**values)
+        await _ensure_keys(session, user_ids=[user_id], now=now)
+    insert = _insert(session, OutboxMessage).values(
+        **_row(
+            user_id=user_id,
+            kind=kind,
+            status=status,
+            subject=subject,
+            body=body,
+            link=link,
+            thread_ref=thread_ref,
+            dedupe_key=dedupe_key,
+            now=now,
+        )
+    )
     if dedupe_key is not None:
         insert = insert.on_conflict_do_nothing(  # type: ignore[attr-defined]
             index_elements=["dedupe_key"]
         )
     result = await session.execute(insert.returning(col(OutboxMessage.id)))
     return result.scalar_one_or_none() is not None
+
+
+async def enqueue_many(
+    session: AsyncSession,
+    *,
+    user_ids: list[int],
+    kind: str,
+    subject: str,
+    body: str,
+    link: str = "",
+    thread_ref: str | None = None,
+    now: datetime | None = None,
+) -> None:
+    """The same mail queued for many people at once (the followers of a thread), as each
+    chose: a fixed number of statements whatever their number."""
+    if not user_ids:
+        return
+    now = now or utcnow()
+    statuses = await _statuses(session, user_ids=user_ids, kind=kind)
+    await _ensure_keys(
+        session, user_ids=[u for u in user_ids if statuses[u] is not Status.skipped], now=now
+    )
+    for at in range(0, len(user_ids), _CHUNK):
+        await session.execute(
+            _insert(session, OutboxMessage).values(
+                [
+                    _row(
+                        user_id=uid,
+                        kind=kind,
+                        status=statuses[uid],
+                        subject=subject,
+                        body=body,
+                        link=link,
+                        thread_ref=thread_ref,
+                        dedupe_key=None,
+                        now=now,
+                    )
+                    for uid in user_ids[at : at + _CHUNK]
+                ]
+            )
+        )
 
 
 # --- digests -------------------------------------------------------------------------------

@@ -24,7 +24,9 @@ from services.models import (
     Post,
     Role,
     Thread,
+    ThreadFollow,
 )
+from services.policy import Actor
 from services.views import ThreadView
 from tests.discussion_support import Forum, build_forum
 
@@ -574,3 +576,71 @@ async def test_a_thread_one_may_not_see_answers_exactly_like_a_missing_one(
         with pytest.raises(NotFound) as absent:
             await call(session, actor=zed, **missing)  # type: ignore[operator]
         assert str(hidden.value) == str(absent.value)
+
+
+async def test_a_reply_costs_the_same_statements_for_two_followers_or_forty(
+    session: AsyncSession, forum: Forum
+) -> None:
+    """Notices and mail for a thread's followers are written set-wise: a lecture hall
+    following one thread does not make each reply hundreds of statements."""
+    from services import identity, outbox
+    from services.models import Notification, OutboxMessage
+
+    async def reply_statements(thread: Thread) -> int:
+        ben = await forum.actor(session, "ben")
+        statements: list[str] = []
+
+        def count(*args: object) -> None:
+            statements.append(str(args[2]))
+
+        sync_engine = session.get_bind()
+        event.listen(sync_engine, "before_cursor_execute", count)
+        try:
+            await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="Yes.")
+        finally:
+            event.remove(sync_engine, "before_cursor_execute", count)
+        return len(statements)
+
+    few = await _thread(session, forum)
+    await discussions.reply(
+        session, actor=await forum.actor(session, "chen"), thread_id=few.public_id, body="Hm."
+    )
+    many = await _thread(session, forum)
+    followers: list[int] = []
+    for n in range(40):
+        user = await identity.grant(
+            session,
+            actor=Actor.system(),
+            issuer="https://idp.disc.example",
+            subject=f"follower-{n}",
+            role=Role.student,
+            cohort_slug="psy",
+        )
+        assert user.id is not None
+        followers.append(user.id)
+        session.add(ThreadFollow(thread_id=many.id, user_id=user.id))
+    quiet = followers[0]  # chose no mail for followed threads: the notice, but no mail
+    await outbox.set_modes(session, user_id=quiet, modes={"followed_thread": outbox.Mode.never})
+    await session.flush()
+
+    assert await reply_statements(many) == await reply_statements(few)
+
+    notices = (
+        await session.execute(
+            select(Notification.user_id, Notification.kind).where(Notification.thread_id == many.id)
+        )
+    ).all()
+    assert sorted(u for u, _ in notices) == sorted([*followers, forum.users["ada"]])
+    assert {k for u, k in notices if u != forum.users["ada"]} == {"followed_thread"}
+    mail = dict(
+        (
+            await session.execute(
+                select(OutboxMessage.user_id, OutboxMessage.status).where(
+                    OutboxMessage.thread_ref == many.public_id
+                )
+            )
+        ).all()
+    )
+    assert mail[quiet] == "skipped"
+    assert {mail[u] for u in followers[1:]} == {"held"}  # the daily digest, by default
+    assert mail[forum.users["ada"]] == "pending"  # a reply to her own post: at once
