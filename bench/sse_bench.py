@@ -105,7 +105,7 @@ async def post(port: int, path: str, token: str, body: bytes, content_type: str)
     answer = await asyncio.wait_for(reader.read(), 30)
     writer.close()
     status = answer.split(b"\r\n", 1)[0]
-    if not re.match(rb"HTTP/1\.1 20[01] ", status):
+    if not re.match(rb"HTTP/1\.1 20[014] ", status):
         # A refused reply (a rate limit, say) would show up only as missing deliveries.
         raise RuntimeError(f"POST {path}: {status.decode(errors='replace')}")
 
@@ -222,11 +222,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
     parser.add_argument("--events", type=int, default=30)
+    parser.add_argument(
+        "--only", default="", help="comma-separated subscriber counts to run (e.g. 100,1000)"
+    )
+    parser.add_argument("--no-redis", action="store_true", help="skip the two-process run")
     args = parser.parse_args()
     interval = 0.1
     sizes = [(100, 1), (1000, 1), (5000, 50)]
     if args.quick:
         sizes, args.events = [(10, 1), (20, 2)], 5
+    if args.only:
+        wanted = {int(n) for n in args.only.split(",")}
+        sizes = [s for s in sizes if s[0] in wanted]
 
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite+aiosqlite:///{tmp}/bench.db"
@@ -293,6 +300,8 @@ def main() -> None:
                 report(name, tally, expected, rss)
 
         redis_server = shutil.which("redis-server") or "/usr/bin/redis-server"
+        if args.no_redis:
+            return
         if not Path(redis_server).exists():
             print("\n(two processes over Redis: skipped, redis-server is not installed)")
             return
