@@ -20,6 +20,7 @@ from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 
@@ -104,21 +105,26 @@ class ThreadContext:
 
 
 async def access_thread(session: AsyncSession, *, actor: Actor, thread_id: str) -> ThreadContext:
-    """Load a thread the actor may read, or raise NotFound (missing and forbidden alike)."""
+    """Load a thread the actor may read, or raise NotFound (missing and forbidden alike):
+    the thread, its opening post's state and its scope in one round trip."""
     row = (
         await session.execute(
-            select(Thread, col(Post.hidden_at))
-            .join(
-                Post, sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None))
-            )
-            .where(Thread.public_id == thread_id)
+            policy.with_discussion_scope(
+                sa.select(Thread, col(Post.hidden_at)).join(
+                    Post,
+                    sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None)),
+                ),
+                col(Thread.question_id),
+            ).where(col(Thread.public_id) == thread_id)
         )
     ).first()
     if row is None:
         raise NotFound("No such thread.")
-    thread, hidden_at = row
+    thread, hidden_at, *columns = row
     try:
-        scope = await policy.discussion_scope(session, actor=actor, question_id=thread.question_id)
+        scope = await policy.discussion_scope_of(
+            session, actor=actor, question_id=thread.question_id, columns=columns
+        )
     except NotFound:  # an assignment they may not see: the thread is "not there" alike
         raise NotFound("No such thread.") from None
     if not policy.can_view_thread(
@@ -136,27 +142,43 @@ class PostContext:
 
 
 async def access_post(session: AsyncSession, *, actor: Actor, post_id: str) -> PostContext:
-    """Load a post in a thread the actor may read, or raise NotFound."""
+    """Load a post in a thread the actor may read, or raise NotFound: the post, its thread,
+    the opening post's state and the scope in one round trip."""
+    opening = aliased(Post)
     row = (
         await session.execute(
-            select(Post, Thread)
-            .join(Thread, col(Thread.id) == col(Post.thread_id))
-            .where(Post.public_id == post_id)
+            policy.with_discussion_scope(
+                sa.select(Post, Thread, col(opening.hidden_at))
+                .join(Thread, col(Thread.id) == col(Post.thread_id))
+                .join(
+                    opening,
+                    sa.and_(
+                        col(opening.thread_id) == col(Thread.id), col(opening.parent_id).is_(None)
+                    ),
+                ),
+                col(Thread.question_id),
+            ).where(col(Post.public_id) == post_id)
         )
     ).first()
     if row is None:
         raise NotFound("No such post.")
-    post, thread = row
+    post, thread, opening_hidden_at, *columns = row
     try:
-        ctx = await access_thread(session, actor=actor, thread_id=thread.public_id)
+        scope = await policy.discussion_scope_of(
+            session, actor=actor, question_id=thread.question_id, columns=columns
+        )
     except NotFound:  # answers exactly as a post that does not exist
         raise NotFound("No such post.") from None
+    if not policy.can_view_thread(
+        actor, scope, author_id=thread.author_id, hidden=opening_hidden_at is not None
+    ):
+        raise NotFound("No such post.")
     if post.hidden_at is not None and not policy.can_read_post_body(
-        actor, ctx.scope, author_id=post.author_id, hidden=True
+        actor, scope, author_id=post.author_id, hidden=True
     ):
         # A hidden post exists for readers only as a placeholder; nothing can be done to it.
         raise NotFound("No such post.")
-    return PostContext(post, thread, ctx.scope)
+    return PostContext(post, thread, scope)
 
 
 # --- writing ------------------------------------------------------------------------------

@@ -69,19 +69,21 @@ async def present_live_posts(
     votes are then presented for them from the rows already read."""
     found = (
         await session.execute(
-            select(Thread, col(Post.hidden_at))
-            .join(
-                Post, sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None))
-            )
-            .where(Thread.public_id == thread_id)
+            policy.with_discussion_scope(
+                sa.select(Thread, col(Post.hidden_at)).join(
+                    Post,
+                    sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None)),
+                ),
+                col(Thread.question_id),
+            ).where(col(Thread.public_id) == thread_id)
         )
     ).first()
     if found is None:
         return [None for _ in viewers]
-    thread, hidden_at = found
+    thread, hidden_at, *columns = found
     try:
-        generic_scope = await policy.discussion_scope(
-            session, actor=Actor.system(), question_id=thread.question_id
+        generic_scope = await policy.discussion_scope_of(
+            session, actor=Actor.system(), question_id=thread.question_id, columns=columns
         )
     except NotFound:
         return [None for _ in viewers]

@@ -9,9 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -353,11 +354,33 @@ def visible_discussion_assignments(actor: Actor) -> ColumnElement[bool]:
     return visible_assignments(actor)
 
 
+def with_discussion_scope(query: Any, question_id: Any) -> Any:
+    """`query` joined to the question (by the column `question_id`) and its assignment,
+    with the columns `discussion_scope_of` needs added last: a thread or post and its scope
+    in one round trip."""
+    from services.models import Question
+
+    return (
+        query.add_columns(
+            col(Assignment.cohort_id),
+            col(Assignment.id),
+            col(Assignment.phase),
+            col(Assignment.allow_anonymous_posts),
+            col(Question.post_first),
+        )
+        .join(Question, col(Question.id) == question_id)
+        .join(Assignment, col(Assignment.id) == col(Question.assignment_id))
+    )
+
+
+SCOPE_COLUMNS = 5  # how many columns with_discussion_scope adds
+
+
 async def discussion_scope(
     session: AsyncSession, *, actor: Actor, question_id: int
 ) -> DiscussionScope:
     """Load the scope of a question's discussion the actor may read, or raise NotFound."""
-    from services.models import Question, Thread
+    from services.models import Question
 
     row = (
         await session.execute(
@@ -374,13 +397,23 @@ async def discussion_scope(
     ).first()
     if row is None:
         raise NotFound("No such question.")
-    cohort_id, assignment_id, phase, allow_anonymous, post_first = row
+    return await discussion_scope_of(session, actor=actor, question_id=question_id, columns=row)
+
+
+async def discussion_scope_of(
+    session: AsyncSession, *, actor: Actor, question_id: int, columns: Sequence[Any]
+) -> DiscussionScope:
+    """The scope from the columns `with_discussion_scope` added, or NotFound when the actor
+    may not read this discussion."""
+    cohort_id, assignment_id, phase, allow_anonymous, post_first = columns
     assert assignment_id is not None
     probe = Assignment(id=assignment_id, cohort_id=cohort_id, title="", phase=Phase(phase))
     if not can_read_discussion(actor, probe):
         raise NotFound("No such question.")
     has_posted = False
     if post_first and actor.user_id is not None and not is_discussion_staff(actor, cohort_id):
+        from services.models import Thread
+
         has_posted = bool(
             await session.scalar(
                 select(sa.func.count()).where(

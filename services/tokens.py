@@ -102,13 +102,21 @@ async def authenticate(session: AsyncSession, *, raw: str) -> tuple[User, ApiTok
     the caller records use with `touch` in a write unit when `needs_touch` says so."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
         return None
-    token = await session.scalar(select(ApiToken).where(ApiToken.token_hash == _hash(raw)))
-    if token is None or token.revoked_at is not None:
+    row = (
+        await session.execute(
+            sa.select(ApiToken, User)
+            .join(User, col(User.id) == col(ApiToken.user_id))
+            .where(col(ApiToken.token_hash) == _hash(raw))
+        )
+    ).first()  # the token and its person in one round trip: this runs on every API request
+    if row is None:
+        return None
+    token, user = row
+    if token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at <= utcnow():
         return None
-    user = await session.get(User, token.user_id)
-    return (user, token) if user is not None else None
+    return user, token
 
 
 def needs_touch(token: ApiToken) -> bool:
