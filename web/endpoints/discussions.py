@@ -4,6 +4,7 @@ the per-viewer view. Nothing here decides who may see a name; the presenters did
 from __future__ import annotations
 
 import secrets
+import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -451,22 +452,32 @@ def _replies_html(request: Request, view: dict[str, Any], urls: dict[str, str]) 
     return Markup("".join(parts).replace(_CSRF_MARK, token))  # noqa: S704
 
 
+_THREAD_MARK = "__THREAD__"
+# Per app: each post action's path with __ID__ for the post and __THREAD__ for the thread.
+# url_path_for walks every route (~0.5 ms a call), and a lecture hall opening the thread's
+# live stream at once asked for eight of them per subscriber.
+_URL_TEMPLATES: weakref.WeakKeyDictionary[Any, dict[str, str]] = weakref.WeakKeyDictionary()
+
+
 def _urls(request: Request, thread_id: str) -> dict[str, str]:
-    """Each post action's path with __ID__ for the post: url_path_for once, not per post."""
+    """Each post action's path with __ID__ for the post: url_path_for once per app."""
+    found = _URL_TEMPLATES.get(request.app)
+    if found is None:
 
-    def path(name: str, **params: str) -> str:
-        return str(request.app.url_path_for(name, **params))
+        def path(name: str, **params: str) -> str:
+            return str(request.app.url_path_for(name, **params))
 
-    return {
-        "vote": path("discussions:post:vote", post="__ID__"),
-        "edit": path("discussions:post:edit", post="__ID__"),
-        "delete": path("discussions:post:delete", post="__ID__"),
-        "flag": path("discussions:post:flag", post="__ID__"),
-        "reply": path("discussions:reply", thread=thread_id),
-        "moderate": path("discussions:moderate"),
-        "thread": path("discussions:thread", thread=thread_id),
-        "nominate": path("exemplars:nominate"),
-    }
+        found = _URL_TEMPLATES[request.app] = {
+            "vote": path("discussions:post:vote", post="__ID__"),
+            "edit": path("discussions:post:edit", post="__ID__"),
+            "delete": path("discussions:post:delete", post="__ID__"),
+            "flag": path("discussions:post:flag", post="__ID__"),
+            "reply": path("discussions:reply", thread=_THREAD_MARK),
+            "moderate": path("discussions:moderate"),
+            "thread": path("discussions:thread", thread=_THREAD_MARK),
+            "nominate": path("exemplars:nominate"),
+        }
+    return {k: v.replace(_THREAD_MARK, thread_id) for k, v in found.items()}
 
 
 def _back(request: Request, thread_id: str, anchor: str = "") -> str:
