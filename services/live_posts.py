@@ -22,7 +22,7 @@ from services.models import (
     PostVote,
     Thread,
 )
-from services.policy import Actor
+from services.policy import Actor, DiscussionScope
 from services.thread_reading import post_rows_query, present_post_row
 
 # --- live updates: one reading per batch, one presentation per audience ---------------------
@@ -122,24 +122,41 @@ async def present_live_posts(
     )
     audiences: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
     personals: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
+    # What a viewer may do here depends only on their standing in this cohort, post-first
+    # and whether the thread is theirs: decided once per standing, not once per viewer (a
+    # lecture hall is a few standings and a thousand viewers).
+    standings: dict[tuple[Any, ...], tuple[DiscussionScope, bool, tuple[Any, ...]] | None] = {}
+    # Only these people see anything of their own in this batch (their posts, their votes).
+    involved = {r["author_id"] for r in rows} | {u for _, u in votes}
+    cohort_id = generic_scope.cohort_id
+    made: dict[int, LivePosts] = {}
     out: list[LivePosts | None] = []
     for viewer in viewers:
         actor = viewer.actor
-        scope = replace(generic_scope, has_posted=viewer.has_posted)
-        if not policy.can_read_discussion(actor, probe) or not policy.can_view_thread(
-            actor, scope, author_id=thread.author_id, hidden=hidden_at is not None
-        ):
+        me = actor.user_id
+        standing = (
+            actor.is_administrator,
+            actor.roles.get(cohort_id),
+            me is None,
+            viewer.has_posted,
+            me is not None and me == thread.author_id,
+        )
+        if standing in standings:
+            decided = standings[standing]
+        else:
+            decided = standings[standing] = _decide(
+                actor, replace(generic_scope, has_posted=viewer.has_posted), probe, thread,
+                hidden=hidden_at is not None,
+            )  # fmt: skip
+        if decided is None:
             out.append(None)
             continue
-        staff = policy.is_discussion_staff(actor, scope.cohort_id)
-        can_post = policy.can_post(actor, scope)
-        signed_in = actor.user_id is not None
-        key = (staff, signed_in, can_post, policy.can_reply(actor, scope, locked=thread.locked))
+        scope, staff, key = decided
         shared = audiences.get(key)
         if shared is None:
             # Nobody's own posts and nobody's votes: what anyone of this audience sees.
             generic = Actor(
-                user_id=-1 if signed_in else None,
+                user_id=-1 if me is not None else None,
                 is_administrator=actor.is_administrator,
                 roles=actor.roles,
             )
@@ -151,14 +168,13 @@ async def present_live_posts(
             }
             audiences[key] = shared
         posts = shared
-        me = actor.user_id
-        if me is not None:
-            mine = [r for r in rows if r["author_id"] == me or (r["id"], me) in votes]
+        if me is not None and me in involved:
             # One person in several tabs (or on several devices) is presented once.
-            personal = personals.get((key, me)) if mine else None
+            personal = personals.get((key, me))
             if personal is not None:
                 posts = personal
-            elif mine:
+            else:
+                mine = [r for r in rows if r["author_id"] == me or (r["id"], me) in votes]
                 posts = personals[(key, me)] = dict(shared)
                 for r in mine:
                     posts[r["id"]] = present_post_row(
@@ -169,5 +185,30 @@ async def present_live_posts(
                         public_ids=public_ids,
                         staff=staff,
                     )
-        out.append(LivePosts(locked=thread.locked, pinned=thread.pinned, posts=posts))
+        # Viewers who see the same posts share one LivePosts (and downstream, one rendering).
+        shown = made.get(id(posts))
+        if shown is None:
+            shown = made[id(posts)] = LivePosts(
+                locked=thread.locked, pinned=thread.pinned, posts=posts
+            )
+        out.append(shown)
     return out
+
+
+def _decide(
+    actor: Actor, scope: DiscussionScope, probe: Assignment, thread: Thread, *, hidden: bool
+) -> tuple[DiscussionScope, bool, tuple[Any, ...]] | None:
+    """Whether this standing may read the thread now (None: not), and if so its scope,
+    whether it is staff, and its audience key."""
+    if not policy.can_read_discussion(actor, probe) or not policy.can_view_thread(
+        actor, scope, author_id=thread.author_id, hidden=hidden
+    ):
+        return None
+    staff = policy.is_discussion_staff(actor, scope.cohort_id)
+    key = (
+        staff,
+        actor.user_id is not None,
+        policy.can_post(actor, scope),
+        policy.can_reply(actor, scope, locked=thread.locked),
+    )
+    return scope, staff, key

@@ -16,6 +16,7 @@ from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
 
 from services import events, phases, reminders
 from services.db import make_engine, make_sessionmaker, transaction
@@ -26,6 +27,7 @@ from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.endpoints.papers import UPLOAD_ENVELOPE_BYTES, UPLOAD_PATHS
 from web.errors import EXCEPTION_HANDLERS, UnavailableMiddleware
+from web.live import SERVER_SEND
 from web.lti import LtiRuntime
 from web.middleware import (
     BodyLimitMiddleware,
@@ -131,6 +133,17 @@ async def send_mail_forever(
         await asyncio.sleep(seconds)
 
 
+class PeerboardApp(Starlette):
+    """Starlette, noting the server's own `send` in the scope: a live stream's body frames
+    go straight to it (web/live.py) instead of through every middleware's wrapper, which
+    only ever look at the response's start (measured: most of the cost of fanning an event
+    out to a thousand subscribers, bench/sse_bench.py)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope[SERVER_SEND] = send
+        await super().__call__(scope, receive, send)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     logging.basicConfig(level=logging.INFO)
@@ -183,7 +196,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await engine.dispose()
 
     routes = build_routes()
-    app = Starlette(
+    app = PeerboardApp(
         routes=routes,
         middleware=[
             Middleware(RequestStateMiddleware),

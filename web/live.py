@@ -158,6 +158,8 @@ class Credential:
 _CLOSE: Any = object()
 _PING: Any = object()
 _PING_BYTES = b":\n\n"
+# Where PeerboardApp (web/app.py) puts the server's own ASGI `send` in the scope.
+SERVER_SEND = "peerboard.server_send"
 
 
 @dataclass(eq=False)
@@ -267,7 +269,12 @@ class Feed(Generic[V]):
         # event once, and join each distinct list of events once.
         encoded: dict[tuple[int, str, int], bytes] = {}
         joined: dict[tuple[tuple[int, str, int], ...], tuple[tuple[Part, ...], bytes]] = {}
+        by_list: dict[int, tuple[tuple[Part, ...], bytes]] = {}
         for subscriber, items in zip(viewers, rendered, strict=True):
+            found = by_list.get(id(items))  # the same list for a whole audience: once
+            if found is not None:
+                subscriber.push(after, upto, found[0], found[1])
+                continue
             key = tuple((i, name, id(data)) for i, name, data in items)
             found = joined.get(key)
             if found is None:
@@ -278,6 +285,7 @@ class Feed(Generic[V]):
                         data_bytes = encoded[k] = encode(item)
                     parts.append((item[0], data_bytes))
                 found = joined[key] = (tuple(parts), b"".join(p for _, p in parts))
+            by_list[id(items)] = found  # `rendered` keeps every list alive: ids stay unique
             subscriber.push(after, upto, found[0], found[1])
         # Anyone who joined while we read starts after `after` < upto: the gap check in
         # `EventStream` makes them read (after, upto] themselves.
@@ -517,9 +525,15 @@ class EventStream(Response, Generic[V]):
         horizon = feed.add(subscriber)
         loop = asyncio.get_running_loop()
 
+        # The start goes through the middleware (security headers, the session cookie);
+        # body frames go to the server directly: every middleware passes them through
+        # unchanged, and eight wrappers per frame per subscriber were most of a fan-out's
+        # cost. (A middleware that rewrites bodies, e.g. compression, must not wrap streams.)
+        body_send: Send = scope.get(SERVER_SEND, send)
+
         async def write(body: bytes) -> None:
             subscriber.sending_since = loop.time()
-            await send({"type": "http.response.body", "body": body, "more_body": True})
+            await body_send({"type": "http.response.body", "body": body, "more_body": True})
             subscriber.sending_since = 0.0
 
         try:

@@ -316,11 +316,19 @@ class ThreadFanout:
         made: dict[tuple[int, str], str] = {}
         thread_data: dict[tuple[bool, bool], str] = {}
         out: list[list[tuple[int, str, str]]] = []
+        # Viewers sharing a LivePosts share its items too (the feed joins each list once).
+        lists: dict[int, list[tuple[int, str, str]]] = {}
         for view in seen:
+            if view is None:  # may no longer read the thread: nothing more
+                out.append([])
+                continue
+            shared = lists.get(id(view))
+            if shared is not None:
+                out.append(shared)
+                continue
             items: list[tuple[int, str, str]] = []
             out.append(items)
-            if view is None:  # may no longer read the thread: nothing more
-                continue
+            lists[id(view)] = items
             for e in batch:
                 assert e.id is not None
                 if e.post_id is None:
