@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.models import Event
+from services.models import Event, Thread
 
 CHANNELS_KEY = "peerboard.channels"
 MAX_BATCH = 200
@@ -41,7 +41,23 @@ async def record(
     assignment_id: int | None = None,
 ) -> Event:
     """Write an event in the caller's transaction; the channel is woken after commit (and the
-    assignment's workspace channel, when the event names its assignment)."""
+    assignment's workspace channel, when the event names its assignment).
+
+    A thread's events are written under its row lock (PostgreSQL): ids come from one
+    sequence, so two transactions could otherwise commit a thread's events out of id order,
+    and a live reader that had moved past the later id would never see the earlier one. Held
+    to commit, the lock makes a thread's events commit in id order. (SQLite's write lock
+    already does.)"""
+    if (
+        thread_id is not None
+        and channel == thread_channel(thread_id)
+        and session.get_bind().dialect.name == "postgresql"
+    ):
+        await session.execute(
+            select(col(Thread.id))
+            .where(col(Thread.id) == thread_id)
+            .with_for_update(key_share=True)  # FOR NO KEY UPDATE
+        )
     event = Event(
         channel=channel,
         kind=kind,

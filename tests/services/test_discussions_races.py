@@ -198,3 +198,47 @@ async def test_a_reply_deleted_twice_at_once_is_taken_off_the_count_once(
 
     await asyncio.gather(delete("s1"), delete("mona"), delete("s1"))
     assert await _count_and_rows(sessions, thread_id) == (2, 2)
+
+
+async def test_a_threads_events_commit_in_the_order_of_their_ids(
+    sessions: async_sessionmaker[AsyncSession], forum: Forum
+) -> None:
+    """A live reader moves its cursor past the ids it has seen: an event of the thread
+    committed after a later-numbered one would never reach it. So a second writer of the
+    thread's events waits for the first to commit (PostgreSQL: the thread's row lock;
+    SQLite: its write lock)."""
+    from services import events
+
+    public_id = await _open_thread(sessions, forum)
+    async with transaction(sessions, write=False) as session:
+        thread_id = await session.scalar(select(Thread.id).where(Thread.public_id == public_id))
+    assert thread_id is not None
+    channel = events.thread_channel(thread_id)
+    recorded, release = asyncio.Event(), asyncio.Event()
+
+    async def first() -> int:
+        async with transaction(sessions) as session:
+            event = await events.record(
+                session, channel=channel, kind="post_edited", thread_id=thread_id
+            )
+            recorded.set()
+            await release.wait()
+            assert event.id is not None
+            return event.id
+
+    async def second() -> int:
+        await recorded.wait()
+        async with transaction(sessions) as session:
+            event = await events.record(
+                session, channel=channel, kind="post_edited", thread_id=thread_id
+            )
+            assert event.id is not None
+            return event.id
+
+    one, two = asyncio.create_task(first()), asyncio.create_task(second())
+    await recorded.wait()
+    done, _ = await asyncio.wait({two}, timeout=1.0)
+    assert not done, "the second writer committed while the first's event was uncommitted"
+    release.set()
+    first_id, second_id = await asyncio.gather(one, two)
+    assert first_id < second_id
