@@ -17,7 +17,8 @@ FLOORS = {
     "markdown-it-py": (4, 2),
     "h11": (0, 16, 0),
     "redis": (5,),
-    "sse-starlette": (3, 7, 0),
+    # sse-starlette (>= 3.7.0 in SECURITY.md) is not a dependency: the live streams are
+    # web/live.py's own lean ASGI response, with its own heartbeat and send timeout.
 }
 
 
