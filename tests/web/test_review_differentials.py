@@ -192,9 +192,6 @@ async def test_students_cannot_tell_who_wrote_a_paper(two_worlds: Worlds) -> Non
     assert b"test the frame" in seen and b"holding" in seen
 
 
-# SQLite only: each world is a whole round (about a minute on PostgreSQL), and the paper
-# test above already runs both worlds on PostgreSQL.
-@pytest.mark.parametrize("two_worlds", ["sqlite"], indirect=True)
 async def test_students_cannot_tell_whose_work_an_exemplar_is(two_worlds: Worlds) -> None:
     people = personas(random_names=False)
     (left_app, left_db), (right_app, right_db) = two_worlds
