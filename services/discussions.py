@@ -97,16 +97,12 @@ def _minute(value: datetime) -> datetime:
 # --- loading with authorization -------------------------------------------------------------
 
 
-@dataclass
-class ThreadContext:
-    thread: Thread
-    scope: DiscussionScope
-    opening_hidden: bool
-
-
-async def access_thread(session: AsyncSession, *, actor: Actor, thread_id: str) -> ThreadContext:
-    """Load a thread the actor may read, or raise NotFound (missing and forbidden alike):
-    the thread, its opening post's state and its scope in one round trip."""
+async def thread_in_scope(
+    session: AsyncSession, *, actor: Actor, thread_id: str
+) -> tuple[Thread, datetime | None, DiscussionScope] | None:
+    """A thread, when its opening post was hidden, and its discussion scope for the actor,
+    in one round trip; None when it does not exist or its discussion is not the actor's to
+    read (whether they may see this thread in it is still to be asked of policy)."""
     row = (
         await session.execute(
             policy.with_discussion_scope(
@@ -119,14 +115,30 @@ async def access_thread(session: AsyncSession, *, actor: Actor, thread_id: str) 
         )
     ).first()
     if row is None:
-        raise NotFound("No such thread.")
+        return None
     thread, hidden_at, *columns = row
     try:
         scope = await policy.discussion_scope_of(
             session, actor=actor, question_id=thread.question_id, columns=columns
         )
     except NotFound:  # an assignment they may not see: the thread is "not there" alike
-        raise NotFound("No such thread.") from None
+        return None
+    return thread, hidden_at, scope
+
+
+@dataclass
+class ThreadContext:
+    thread: Thread
+    scope: DiscussionScope
+    opening_hidden: bool
+
+
+async def access_thread(session: AsyncSession, *, actor: Actor, thread_id: str) -> ThreadContext:
+    """Load a thread the actor may read, or raise NotFound (missing and forbidden alike)."""
+    found = await thread_in_scope(session, actor=actor, thread_id=thread_id)
+    if found is None:
+        raise NotFound("No such thread.")
+    thread, hidden_at, scope = found
     if not policy.can_view_thread(
         actor, scope, author_id=thread.author_id, hidden=hidden_at is not None
     ):

@@ -7,15 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import events, policy
-from services.discussions import (
-    access_thread,
-)
-from services.errors import NotFound
+from services.discussions import access_thread, thread_in_scope
 from services.models import (
     Assignment,
     Post,
@@ -67,26 +63,10 @@ async def present_live_posts(
     its scope, the posts, their parents' public ids, and the viewers' votes on them. Each
     audience (staff or not, may reply, may post) is presented once; a viewer's own posts and
     votes are then presented for them from the rows already read."""
-    found = (
-        await session.execute(
-            policy.with_discussion_scope(
-                sa.select(Thread, col(Post.hidden_at)).join(
-                    Post,
-                    sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None)),
-                ),
-                col(Thread.question_id),
-            ).where(col(Thread.public_id) == thread_id)
-        )
-    ).first()
+    found = await thread_in_scope(session, actor=Actor.system(), thread_id=thread_id)
     if found is None:
         return [None for _ in viewers]
-    thread, hidden_at, *columns = found
-    try:
-        generic_scope = await policy.discussion_scope_of(
-            session, actor=Actor.system(), question_id=thread.question_id, columns=columns
-        )
-    except NotFound:
-        return [None for _ in viewers]
+    thread, hidden_at, generic_scope = found
     rows: list[dict[str, Any]] = []
     public_ids: dict[int, str] = {}
     votes: set[tuple[int, int]] = set()

@@ -13,6 +13,7 @@ import os
 import shutil
 from collections.abc import AsyncIterator, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -20,7 +21,7 @@ import asyncpg
 import httpx
 import pytest
 from asgi_lifespan import LifespanManager
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from starlette.applications import Starlette
@@ -88,6 +89,46 @@ async def migrated(url: str) -> None:
         await migrations.upgrade(engine)
     finally:
         await engine.dispose()
+
+
+@contextmanager
+def statements_of(session: AsyncSession) -> Iterator[list[str]]:
+    """The SQL statements the session's engine runs inside the block (structural budgets)."""
+    statements: list[str] = []
+
+    def count(*args: object) -> None:
+        statements.append(str(args[2]))
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", count)
+    try:
+        yield statements
+    finally:
+        event.remove(engine, "before_cursor_execute", count)
+
+
+async def migrated_worlds(
+    request: pytest.FixtureRequest, tmp_path: Path, *, backend: str, prefix: str
+) -> AsyncIterator[list[str]]:
+    """Two migrated databases (SQLite files, or PostgreSQL databases): their URLs, for
+    differential tests that run the same scenario in two worlds; dropped afterwards."""
+    urls, dropped = [], []
+    for side in ("left", "right"):
+        if backend == "sqlite":
+            template: Path = request.getfixturevalue("sqlite_template")
+            path = tmp_path / f"{side}.db"
+            shutil.copyfile(template, path)
+            urls.append(f"sqlite+aiosqlite:///{path}")
+        else:
+            name = f"{prefix}_{side}_{os.getpid()}"
+            urls.append(await create_postgres_database(name))
+            await migrated(urls[-1])
+            dropped.append(name)
+    try:
+        yield urls
+    finally:
+        for name in dropped:
+            await drop_postgres_database(name)
 
 
 def run_async(coro: Coroutine[Any, Any, T]) -> T:

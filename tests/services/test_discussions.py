@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event, func
+from sqlalchemy import func
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -28,6 +28,7 @@ from services.models import (
 )
 from services.policy import Actor
 from services.views import ThreadView
+from tests.conftest import statements_of
 from tests.discussion_support import Forum, build_forum
 
 
@@ -521,19 +522,10 @@ async def test_reading_a_thread_costs_a_constant_number_of_queries(
         .values(parent_id=opening.id, path=opening.path + "/" + Post.__table__.c.public_id)  # type: ignore[attr-defined]
     )
     ben = await forum.actor(session, "ben")
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    sync_engine = session.get_bind()
-    event.listen(sync_engine, "before_cursor_execute", count)
-    try:
+    with statements_of(session) as statements:
         view = await thread_reading.read_thread(
             session, actor=ben, thread_id=thread.public_id, per_page=200
         )
-    finally:
-        event.remove(sync_engine, "before_cursor_execute", count)
     assert view["page"]["top_level_replies"] == size
     assert len(statements) <= 6, statements
 
@@ -588,17 +580,8 @@ async def test_a_reply_costs_the_same_statements_for_two_followers_or_forty(
 
     async def reply_statements(thread: Thread) -> int:
         ben = await forum.actor(session, "ben")
-        statements: list[str] = []
-
-        def count(*args: object) -> None:
-            statements.append(str(args[2]))
-
-        sync_engine = session.get_bind()
-        event.listen(sync_engine, "before_cursor_execute", count)
-        try:
+        with statements_of(session) as statements:
             await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="Yes.")
-        finally:
-            event.remove(sync_engine, "before_cursor_execute", count)
         return len(statements)
 
     few = await _thread(session, forum)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import select
 
@@ -11,6 +10,7 @@ from services import discussions, events, identity, moderation, papers, phases, 
 from services.errors import NotFound
 from services.models import FlagReason, Phase, Post, Role
 from services.policy import Actor
+from tests.conftest import statements_of
 from tests.exemplar_support import ISSUER, ExemplarWorld, build, sign_in_actor
 from web.charts import bar_chart
 
@@ -82,19 +82,10 @@ async def test_every_change_of_the_assignment_is_an_event_for_the_workspace(
 
 
 async def _overview_queries(session: AsyncSession, world: ExemplarWorld) -> int:
-    statements: list[str] = []
-
-    def count(*args: object) -> None:
-        statements.append(str(args[2]))
-
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with statements_of(session) as statements:
         await workspace.overview(
             session, actor=world.actors["ivo"], assignment_id=world.assignment_id
         )
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
     return len(statements)
 
 

@@ -13,9 +13,7 @@
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import shutil
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -31,14 +29,7 @@ from sqlmodel import col, select
 from services import discussions, exemplars, presenters, websessions
 from services.db import make_engine, make_sessionmaker, transaction
 from services.models import Alias, ExemplarKind, OutboxMessage, Post, Thread, User, WebSession
-from tests.conftest import (
-    BACKENDS,
-    client_for,
-    create_postgres_database,
-    drop_postgres_database,
-    make_settings,
-    migrated,
-)
+from tests.conftest import BACKENDS, client_for, make_settings, migrated_worlds
 from tests.discussion_support import build_forum
 from tests.web.canary_support import Step, route_names
 from tests.web.review_scenario import normalize
@@ -168,30 +159,17 @@ async def test_no_content_is_shown_under_two_identities(
 @pytest.fixture(params=BACKENDS)
 async def two_worlds(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[list[Any]]:
     """Two migrated databases (SQLite files, or PostgreSQL databases), each with its app."""
-    urls, dropped = [], []
-    for name in ("left", "right"):
-        if request.param == "sqlite":
-            template: Path = request.getfixturevalue("sqlite_template")
-            path = tmp_path / f"{name}.db"
-            shutil.copyfile(template, path)
-            urls.append(f"sqlite+aiosqlite:///{path}")
-        else:
-            database = f"peerboard_link_{name}_{os.getpid()}"
-            urls.append(await create_postgres_database(database))
-            await migrated(urls[-1])
-            dropped.append(database)
-    made = []
-    for url in urls:
-        engine = make_engine(url)
-        manager = LifespanManager(create_app(make_settings(url)))
-        await manager.__aenter__()
-        made.append((manager, engine))
-    yield [(m.app, make_sessionmaker(e)) for m, e in made]
-    for manager, engine in made:
-        await manager.__aexit__(None, None, None)
-        await engine.dispose()
-    for database in dropped:
-        await drop_postgres_database(database)
+    async for urls in migrated_worlds(request, tmp_path, backend=request.param, prefix="link"):
+        made = []
+        for url in urls:
+            engine = make_engine(url)
+            manager = LifespanManager(create_app(make_settings(url)))
+            await manager.__aenter__()
+            made.append((manager, engine))
+        yield [(m.app, make_sessionmaker(e)) for m, e in made]
+        for manager, engine in made:
+            await manager.__aexit__(None, None, None)
+            await engine.dispose()
 
 
 async def opaque(sessions: async_sessionmaker[AsyncSession]) -> tuple[set[str], list[str]]:

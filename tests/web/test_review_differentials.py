@@ -13,9 +13,7 @@ byte-identical once random ids, codes, tokens and times are normalized.
 from __future__ import annotations
 
 import difflib
-import os
 import re
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -28,13 +26,7 @@ from sqlmodel import col, select
 
 from services.db import make_engine, make_sessionmaker, transaction
 from services.models import Paper, ReviewTask
-from tests.conftest import (
-    BACKENDS,
-    create_postgres_database,
-    drop_postgres_database,
-    make_settings,
-    migrated,
-)
+from tests.conftest import BACKENDS, make_settings, migrated_worlds
 from tests.web import review_scenario
 from tests.web.review_scenario import SAME_PAPER, STUDENTS, Recording, normalize, personas
 
@@ -59,31 +51,17 @@ TEXT = {
 async def two_worlds(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Worlds]:
     """Two empty migrated databases (SQLite files, or PostgreSQL databases), each with its
     app running."""
-    urls, dropped = [], []
-    for side in ("left", "right"):
-        if request.param == "sqlite":
-            template: Path = request.getfixturevalue("sqlite_template")
-            path = tmp_path / f"{side}.db"
-            shutil.copyfile(template, path)
-            urls.append(f"sqlite+aiosqlite:///{path}")
-        else:
-            name = f"peerboard_diff_{side}_{os.getpid()}"
-            url = await create_postgres_database(name)
-            await migrated(url)
-            urls.append(url)
-            dropped.append(name)
-    made = []
-    for url in urls:
-        engine = make_engine(url)
-        manager = LifespanManager(create_app_for(url))
-        await manager.__aenter__()
-        made.append((manager, engine))
-    yield [(m.app, make_sessionmaker(e)) for m, e in made]
-    for manager, engine in made:
-        await manager.__aexit__(None, None, None)
-        await engine.dispose()
-    for name in dropped:
-        await drop_postgres_database(name)
+    async for urls in migrated_worlds(request, tmp_path, backend=request.param, prefix="diff"):
+        made = []
+        for url in urls:
+            engine = make_engine(url)
+            manager = LifespanManager(create_app_for(url))
+            await manager.__aenter__()
+            made.append((manager, engine))
+        yield [(m.app, make_sessionmaker(e)) for m, e in made]
+        for manager, engine in made:
+            await manager.__aexit__(None, None, None)
+            await engine.dispose()
 
 
 def create_app_for(url: str) -> Any:
