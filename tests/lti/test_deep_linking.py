@@ -78,8 +78,9 @@ async def test_an_instructor_picks_an_assignment_and_the_lms_gets_a_signed_link(
     assert "Secure Base" in picker.text and "Week 3 activity" in picker.text
     assert f"/cohorts/{cohort.slug}/assignments/new?deep_link=" in picker.text
     # The picker lives in the LMS's iframe too.
-    assert "frame-ancestors 'self' https://lms.example.edu" in (
-        picker.headers["content-security-policy"]
+    assert (
+        "frame-ancestors 'self' https://lms.example.edu"
+        in (picker.headers["content-security-policy"])
     )
     chosen = await browser.client.post(
         picker_url, data={"csrf_token": csrf(picker.text), "assignment": str(made.id)}
@@ -88,9 +89,9 @@ async def test_an_instructor_picks_an_assignment_and_the_lms_gets_a_signed_link(
     action, token = answer_of(chosen.text)
     assert action == RETURN_URL
     # The answer's form may post to the LMS, and nowhere else but here.
-    assert "form-action 'self' https://lms.example.edu;" in chosen.headers[
-        "content-security-policy"
-    ]
+    assert (
+        "form-action 'self' https://lms.example.edu;" in chosen.headers["content-security-policy"]
+    )
     claims = await verify_answer(browser, token)
     p = browser.platform
     assert claims["iss"] == p.client_id and claims["aud"] == p.issuer
