@@ -53,10 +53,13 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(app: Any, port: int) -> Iterator[str]:
-    """`app` served by uvicorn on 127.0.0.1:`port` in a thread, for the block's duration."""
+def serve(app: Any, port: int, **options: Any) -> Iterator[str]:
+    """`app` served by uvicorn on 127.0.0.1:`port` in a thread, for the block's duration
+    (`options`: more uvicorn settings, such as a TLS certificate)."""
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app, host="127.0.0.1", port=port, log_level="warning", lifespan="on", **options
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -97,6 +100,8 @@ class Scenario:
     context_id: str = "lms-course-7"
     context_title: str = "PSY 210: Attachment in therapy"
     name: str = "Pat Example"
+    # Ask the tool to use the LMS's platform storage (LTI client-side postMessages) too.
+    storage: bool = False
 
 
 @dataclass
@@ -118,6 +123,10 @@ class Lms:
     links: dict[str, dict[str, Any]] = field(default_factory=dict)  # placed by deep linking
     deep_link_answers: list[dict[str, Any]] = field(default_factory=list)
     registrations: list[dict[str, Any]] = field(default_factory=list)
+    # The tool's key set when the LMS cannot fetch it itself (a browser test's tool lives
+    # under a host name only the browser resolves).
+    tool_key_set: dict[str, Any] | None = None
+    hold_launches: bool = False
 
     def __post_init__(self) -> None:
         self.private_pem, self.public_pem = _rsa_pair()
@@ -133,7 +142,7 @@ class Lms:
 
     def registration(self) -> Registration:
         assert self.client_id is not None, "the tool is not registered with this LMS"
-        return (
+        registration = (
             Registration()
             .set_iss(self.issuer)
             .set_client_id(self.client_id)
@@ -145,6 +154,9 @@ class Lms:
             .set_platform_public_key(self.public_pem)
             .set_platform_private_key(self.private_pem)
         )
+        if self.tool_key_set is not None:
+            registration.set_tool_key_set(self.tool_key_set)  # type: ignore[arg-type]
+        return registration
 
     def config(self) -> _Config:
         return _Config(lms=self)
@@ -213,8 +225,11 @@ class _Launch(LTIAdvantageMessageLaunchAbstract):
             f'<form method="post" action="{action}" id="launch">'
             f'<input type="hidden" name="id_token" value="{html.escape(launch_data["id_token"])}">'
             f'<input type="hidden" name="state" value="{html.escape(launch_data["state"])}">'
-            "</form>"
-        )
+            '<button type="submit">Launch</button></form>'
+            # Browsers post it at once, unless a test holds the launch (to clear cookies).
+            + ("" if self.lms.hold_launches else
+               "<script>document.getElementById('launch').submit();</script>")
+        )  # fmt: skip
 
 
 def app_for(lms: Lms) -> Starlette:
@@ -227,6 +242,9 @@ def app_for(lms: Lms) -> Starlette:
         if scenario.kind == "deep_link":
             login.set_deeplinking_launch_url()
         response: Response = login.initiate_login(scenario.user)
+        if scenario.storage:  # the library's login initiation has no storage target
+            target = response.headers["location"] + "&lti_storage_target=_parent"
+            return RedirectResponse(target, status_code=302)
         return response
 
     async def auth(request: Request) -> Response:
@@ -307,8 +325,16 @@ def app_for(lms: Lms) -> Starlette:
             TOOL_CONFIGURATION: {**tool, "deployment_id": lms.deployment_id},
         })  # fmt: skip
 
+    def course(request: Request) -> Response:
+        """The LMS's course page: the tool in an iframe, and the LMS's side of the LTI
+        platform storage messages (lti.put_data / lti.get_data, LTI Client Side postMessages
+        1.0), answering only the frame, at the origin it came from."""
+        hint = request.path_params["hint"]
+        return HTMLResponse(COURSE_PAGE.replace("LAUNCH_URL", f"/launch/{hint}"))
+
     return Starlette(
         routes=[
+            Route("/course/{hint}", course),
             Route("/launch/{hint}", launch),
             Route("/auth", auth, methods=["GET", "POST"]),
             Route("/jwks", jwks),
@@ -317,3 +343,36 @@ def app_for(lms: Lms) -> Starlette:
             Route("/register", register, methods=["POST"]),
         ]
     )
+
+
+COURSE_PAGE = """<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Course - Loopback LMS</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"></head>
+<body style="margin:0">
+<h1 style="font-size:1rem;margin:0.5rem">PSY 210 (Loopback LMS)</h1>
+<iframe id="tool" name="tool" title="Peerboard" src="LAUNCH_URL"
+ style="width:100%;height:85vh;border:0"></iframe>
+<script>
+window.storageLog = [];
+const stored = {};
+window.addEventListener("message", (event) => {
+  const frame = document.getElementById("tool").contentWindow;
+  const data = event.data;
+  if (event.source !== frame || !data || typeof data !== "object") return;
+  const key = event.origin + " " + data.key;
+  if (data.subject === "lti.put_data") {
+    stored[key] = data.value;
+    window.storageLog.push(["put", event.origin, data.key]);
+    frame.postMessage({subject: "lti.put_data.response", message_id: data.message_id,
+                       key: data.key, value: data.value}, event.origin);
+  } else if (data.subject === "lti.get_data") {
+    window.storageLog.push(["get", event.origin, data.key]);
+    const answer = key in stored
+      ? {value: stored[key]}
+      : {error: {code: "bad_request", message: "no such key"}};
+    frame.postMessage({subject: "lti.get_data.response", message_id: data.message_id,
+                       key: data.key, ...answer}, event.origin);
+  }
+});
+</script></body></html>
+"""

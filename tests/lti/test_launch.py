@@ -224,6 +224,11 @@ async def test_a_forged_launch_is_refused_and_signs_nobody_in(
     response = await browser.launch(token, state)
     assert 400 <= response.status_code < 500, (case, response.status_code)
     assert "did not work" in response.text
+    # Said inside the LMS's frame, where the launch was opened.
+    assert (
+        "frame-ancestors 'self' https://lms.example.edu"
+        in (response.headers["content-security-policy"])
+    )
     assert await counts(sessions) == before
     assert (await browser.client.get("/api/v1/me")).json()["user"] is None
 

@@ -218,6 +218,7 @@ async def launch(request: Request) -> Response:
         async with transaction(sessions_of(request)) as session:
             result = await lti.complete_launch(session, platform=platform, claims=claims)
     except LaunchRefused as exc:
+        _allow_framing(request, platform)  # the refusal shows inside the LMS's frame
         response = _refused(request, exc, status=403 if exc.detail == "no role" else 400)
         response.headers.append("set-cookie", _binding_cookie(request, label, "", max_age=0))
         return response
