@@ -5,6 +5,7 @@ would launch the link it stored."""
 from __future__ import annotations
 
 import html
+import json
 import re
 from typing import Any
 
@@ -93,6 +94,11 @@ async def test_an_instructor_picks_an_assignment_and_the_lms_gets_a_signed_link(
         "form-action 'self' https://lms.example.edu;" in chosen.headers["content-security-policy"]
     )
     claims = await verify_answer(browser, token)
+    # Nothing about the person who chose goes back to the platform (the canary rule for
+    # everything sent there): not their sub, name or e-mail, in the token or beside it.
+    sent = json.dumps(claims) + chosen.text.split('id="lti-deep-link-return"', 1)[1]
+    for trace in (teacher, "Test Person", f"{teacher}@example.edu"):
+        assert trace not in sent
     p = browser.platform
     assert claims["iss"] == p.client_id and claims["aud"] == p.issuer
     assert claims[lti.MESSAGE_TYPE] == "LtiDeepLinkingResponse"
