@@ -33,7 +33,7 @@ from services.models import Cohort, Phase
 from services.policy import Actor
 from tests.browser.conftest import CHROMIUM, CHROMIUM_ARGS, _require_browser
 from tests.browser.test_accessibility import AXE, OVERFLOW, PHONE, RUN_AXE
-from tests.conftest import TEST_SECRET, make_settings, migrated
+from tests.conftest import TEST_SECRET, make_settings, migrated, run_async
 from tests.lti.lms_server import INSTRUCTOR, LEARNER, Lms, Scenario, app_for, free_port, serve
 from web.app import create_app
 
@@ -78,7 +78,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     lms = Lms(base=f"http://127.0.0.1:{lms_port}", tool=tool)
     cert, key = _certificate(tmp_path)
     app = create_app(make_settings(url, PEERBOARD_BASE_URL=tool))
-    asyncio.run(_prepare(url, lms))
+    run_async(_prepare(url, lms))
     with (
         serve(app, tool_port, ssl_certfile=cert, ssl_keyfile=key),
         serve(app_for(lms), lms_port),

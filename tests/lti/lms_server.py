@@ -136,6 +136,12 @@ class Lms:
             self.tool_jwks = f"{self.tool}/lti/jwks.json"
             self.redirect_uris = [self.tool_launch]
 
+    def forget_tool(self) -> None:
+        """As if the tool had never been registered: dynamic registration must tell all."""
+        self.client_id = None
+        self.tool_login = self.tool_launch = self.tool_jwks = ""
+        self.redirect_uris = []
+
     @property
     def issuer(self) -> str:
         return self.base

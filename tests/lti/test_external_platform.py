@@ -186,9 +186,8 @@ async def test_dynamic_registration_then_deep_linking_then_students(
     loopback: Loopback, person: httpx.AsyncClient, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     tool = loopback.tool
-    lms = Lms(base=loopback.lms.base, tool=tool, client_id=None)  # knows nothing of the tool
-    loopback.lms.__dict__.update(lms.__dict__)  # the running server's state, reset
     lms = loopback.lms
+    lms.forget_tool()
     invite = lti.make_invite(secret=TEST_SECRET)
     query = {
         "invite": invite,
