@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -52,6 +53,10 @@ RESOURCE_LINK = CLAIM + "resource_link"
 CUSTOM = CLAIM + "custom"
 TARGET_LINK_URI = CLAIM + "target_link_uri"
 RESOURCE_LINK_REQUEST = "LtiResourceLinkRequest"
+DEEP_LINKING_REQUEST = "LtiDeepLinkingRequest"
+DEEP_LINKING_SETTINGS = "https://purl.imsglobal.org/spec/lti-dl/claim/deep_linking_settings"
+RESOURCE_LINK_TYPE = "ltiResourceLink"
+MESSAGE_TYPES = (RESOURCE_LINK_REQUEST, DEEP_LINKING_REQUEST)
 LTI_VERSION = "1.3.0"
 # A custom parameter an instructor (or deep linking) sets on a placement to name its
 # assignment: peerboard_assignment=$ID.
@@ -354,8 +359,9 @@ async def consume_state(session: AsyncSession, *, state: str, binding: str) -> L
 def check_claims(
     claims: Mapping[str, Any], *, platform: LtiPlatform, nonce: str, now: float | None = None
 ) -> None:
-    """What the Security Framework and LTI core require of a resource link launch's id
-    token, beyond its signature (checked by the caller against the platform's keys)."""
+    """What the Security Framework and LTI core require of a launch's id token (a resource
+    link launch, or a deep linking request), beyond its signature (checked by the caller
+    against the platform's keys)."""
     now = time.time() if now is None else now
     if claims.get("iss") != platform.issuer:
         raise LaunchRefused("The launch came from an unexpected platform.", detail="iss")
@@ -380,7 +386,8 @@ def check_claims(
     sub = claims.get("sub")
     if not isinstance(sub, str) or not sub or len(sub) > 255:
         raise LaunchRefused("The launch did not say who you are.", detail="sub")
-    if claims.get(MESSAGE_TYPE) != RESOURCE_LINK_REQUEST:
+    message_type = claims.get(MESSAGE_TYPE)
+    if message_type not in MESSAGE_TYPES:
         raise LaunchRefused("Peerboard does not handle this kind of launch.", detail="type")
     if claims.get(VERSION) != LTI_VERSION:
         raise LaunchRefused("Peerboard speaks LTI 1.3.0 only.", detail="version")
@@ -388,14 +395,68 @@ def check_claims(
         raise LaunchRefused("The launch names no deployment.", detail="deployment_id")
     if not isinstance(claims.get(ROLES), list):
         raise LaunchRefused("The launch did not say what your role is.", detail="roles")
-    link = claims.get(RESOURCE_LINK)
-    if not isinstance(link, dict) or not isinstance(link.get("id"), str) or not link["id"]:
-        raise LaunchRefused("The launch names no resource link.", detail="resource_link")
+    if message_type == DEEP_LINKING_REQUEST:
+        deep_linking_settings(claims)
+    else:
+        link = claims.get(RESOURCE_LINK)
+        if not isinstance(link, dict) or not isinstance(link.get("id"), str) or not link["id"]:
+            raise LaunchRefused("The launch names no resource link.", detail="resource_link")
     context = claims.get(CONTEXT)
     if not isinstance(context, dict) or not isinstance(context.get("id"), str):
         raise LaunchRefused(
             "Peerboard is launched from a course: this launch names none.", detail="context"
         )
+
+
+@dataclass(frozen=True)
+class DeepLinkingSettings:
+    """What a deep linking request asks for (LTI Deep Linking 2.0, deep_linking_settings)."""
+
+    return_url: str
+    accept_types: tuple[str, ...]
+    accept_multiple: bool
+    title: str
+    # Opaque to the tool and echoed in the response when present: a string by the spec,
+    # though some platforms send a JSON object; either goes back as it came.
+    data: Any
+
+
+def deep_linking_settings(claims: Mapping[str, Any]) -> DeepLinkingSettings:
+    """The request's settings, or a refusal that says what is wrong with them."""
+    raw = claims.get(DEEP_LINKING_SETTINGS)
+    if not isinstance(raw, dict):
+        raise LaunchRefused(
+            "The LMS asked to add an activity but did not say where to return it.",
+            detail="deep_linking_settings",
+        )
+    return_url = raw.get("deep_link_return_url")
+    try:
+        if not isinstance(return_url, str):
+            raise Invalid("no return url")
+        return_url = check_url(return_url, field="deep_link_return_url")
+    except Invalid:
+        raise LaunchRefused(
+            "The LMS asked to add an activity but gave no usable address to return it to.",
+            detail="deep_link_return_url",
+        ) from None
+    accept_types = raw.get("accept_types")
+    if not isinstance(accept_types, list) or RESOURCE_LINK_TYPE not in accept_types:
+        raise LaunchRefused(
+            "The LMS asked for a kind of content Peerboard cannot give: Peerboard adds its "
+            "assignments as LTI resource links (ltiResourceLink), and this request does not "
+            "accept them. Add Peerboard as an external tool activity instead.",
+            detail="accept_types",
+        )
+    data = raw.get("data")
+    if data is not None and len(json.dumps(data)) > 4096:
+        raise LaunchRefused("The LMS's deep linking request is malformed.", detail="dl data")
+    return DeepLinkingSettings(
+        return_url=return_url,
+        accept_types=tuple(t for t in accept_types if isinstance(t, str)),
+        accept_multiple=raw.get("accept_multiple") is True,
+        title=_text(raw.get("title"), 200),
+        data=data,
+    )
 
 
 def cohort_role(roles: Iterable[object]) -> Role | None:
@@ -415,6 +476,9 @@ class LaunchResult:
     role: Role
     assignment_id: int | None
     cohort_created: bool
+    deployment_id: str = ""
+    # Set for a deep linking request: the instructor picks what to return to the LMS.
+    deep_linking: DeepLinkingSettings | None = None
 
 
 def _text(value: object, limit: int) -> str:
@@ -449,6 +513,15 @@ async def complete_launch(
         raise LaunchRefused(
             "Your role in this course does not give access to Peerboard.", detail="no role"
         )
+    deep_linking: DeepLinkingSettings | None = None
+    if claims[MESSAGE_TYPE] == DEEP_LINKING_REQUEST:
+        deep_linking = deep_linking_settings(claims)
+        if role is not Role.instructor:
+            raise LaunchRefused(
+                "Only the course's instructors can add Peerboard assignments to the course. "
+                "Ask an instructor to add the activity.",
+                detail="no role",
+            )
     name = claims.get("name") or " ".join(
         str(claims[k]) for k in ("given_name", "family_name") if isinstance(claims.get(k), str)
     )
@@ -467,13 +540,16 @@ async def complete_launch(
     cohort, created = await _cohort_for(session, deployment=deployment, context=context)
     assert cohort.id is not None
     await _give_role(session, cohort=cohort, user_id=user.id, role=role)
-    assignment_id = await _resource_link(
-        session, deployment=deployment, cohort=cohort, context_id=str(context["id"]),
-        link=claims[RESOURCE_LINK], custom=claims.get(CUSTOM),
-    )  # fmt: skip
+    assignment_id = None
+    if deep_linking is None:
+        assignment_id = await _resource_link(
+            session, deployment=deployment, cohort=cohort, context_id=str(context["id"]),
+            link=claims[RESOURCE_LINK], custom=claims.get(CUSTOM),
+        )  # fmt: skip
     return LaunchResult(
         user_id=user.id, cohort_slug=cohort.slug, role=role, assignment_id=assignment_id,
-        cohort_created=created,
+        cohort_created=created, deployment_id=deployment.deployment_id,
+        deep_linking=deep_linking,
     )  # fmt: skip
 
 

@@ -21,17 +21,27 @@ from web.errors import BodyTooLarge, problem_response
 # end a CSP directive or add a source expression.
 _ORIGIN = re.compile(r"https?://[A-Za-z0-9.-]+(:[0-9]{1,5})?")
 FRAME_SCOPE_KEY = "peerboard.frame_ancestors"
+# Origins this response's forms may post to besides its own (an LTI deep linking answer
+# goes back to the LMS's return URL).
+FORM_ACTION_SCOPE_KEY = "peerboard.form_action"
+
+
+def _origins(scope: Scope, key: str) -> list[str]:
+    origins = scope.get(key) or []
+    return [o for o in origins if isinstance(o, str) and _ORIGIN.fullmatch(o)]
 
 
 def _frame_ancestors(scope: Scope) -> list[str]:
     """Origins allowed to frame this response: none, unless an LTI launch from an LMS made
     this session (or this response) live in that LMS's iframe."""
-    origins = scope.get(FRAME_SCOPE_KEY) or []
-    return [o for o in origins if isinstance(o, str) and _ORIGIN.fullmatch(o)]
+    return _origins(scope, FRAME_SCOPE_KEY)
 
 
-def content_security_policy(nonce: str, frame_ancestors: list[str] | None = None) -> str:
+def content_security_policy(
+    nonce: str, frame_ancestors: list[str] | None = None, form_targets: list[str] | None = None
+) -> str:
     framers = " ".join(["'self'", *frame_ancestors]) if frame_ancestors else "'none'"
+    form_action = " ".join(["'self'", *(form_targets or [])])
     return "; ".join(
         [
             "default-src 'self'",
@@ -42,7 +52,7 @@ def content_security_policy(nonce: str, frame_ancestors: list[str] | None = None
             "connect-src 'self'",
             "object-src 'none'",
             "base-uri 'none'",
-            "form-action 'self'",
+            f"form-action {form_action}",
             f"frame-ancestors {framers}",
         ]
     )
@@ -82,7 +92,9 @@ class SecurityHeadersMiddleware:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 framers = _frame_ancestors(scope)
-                headers["Content-Security-Policy"] = content_security_policy(nonce, framers)
+                headers["Content-Security-Policy"] = content_security_policy(
+                    nonce, framers, _origins(scope, FORM_ACTION_SCOPE_KEY)
+                )
                 headers["X-Content-Type-Options"] = "nosniff"
                 headers["Referrer-Policy"] = "same-origin"
                 if not framers:  # CSP frame-ancestors says who may; XFO cannot name them

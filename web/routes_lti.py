@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from starlette.routing import BaseRoute, Route
 
-from web.endpoints import lti
+from web.endpoints import lti, lti_deep_linking
 
 
 def page_routes() -> list[BaseRoute]:
@@ -16,5 +16,12 @@ def page_routes() -> list[BaseRoute]:
         Route("/lti/register", lti.register, methods=["POST"], name="lti:register:submit"),
         Route("/lti/platforms", lti.platforms_page, name="lti:platforms"),
         Route("/lti/platforms", lti.add_platform, methods=["POST"], name="lti:platforms:add"),
+        Route("/lti/deep-link/{request}", lti_deep_linking.picker, name="lti:deep_link"),
+        Route(
+            "/lti/deep-link/{request}",
+            lti_deep_linking.choose,
+            methods=["POST"],
+            name="lti:deep_link:choose",
+        ),
         Route("/lti/keys/rotate", lti.rotate_keys, methods=["POST"], name="lti:keys:rotate"),
     ]

@@ -33,6 +33,7 @@ NOT_PAGES = {
     "lti:jwks": "the tool's public keys (JSON)",
     "lti:register": "needs an LMS's registration request (tests/lti/ drive it)",
     "lti:platforms": "administrators only; the demo signs in no administrator",
+    "lti:deep_link": "needs an LMS's deep linking request: test_lti_iframe.py runs axe on it",
     "mail:unsubscribe": "needs a signed per-person link from a mail (tests/web/test_mail_http.py)",
 }
 

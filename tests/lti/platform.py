@@ -145,6 +145,29 @@ class FakePlatform:
         claims.update(overrides)
         return {k: v for k, v in claims.items() if v is not None}
 
+    def deep_linking_claims(
+        self, *, nonce: str, sub: str, roles: list[str], context_id: str = "course-101",
+        accept_types: list[str] | None = None, data: Any = "platform-data-42",
+        return_url: str | None = None, **overrides: Any,
+    ) -> dict[str, Any]:  # fmt: skip
+        """An LtiDeepLinkingRequest (LTI Deep Linking 2.0 §4.4): no resource link, the
+        deep_linking_settings claim instead."""
+        settings: dict[str, Any] = {
+            "deep_link_return_url": return_url or f"{self.issuer}/deep-link-return",
+            "accept_types": ["ltiResourceLink"] if accept_types is None else accept_types,
+            "accept_presentation_document_targets": ["iframe", "window"],
+            "accept_multiple": False,
+            "auto_create": True,
+            "title": "Week 3 activity",
+        }
+        if data is not None:
+            settings["data"] = data
+        return self.claims(
+            nonce=nonce, sub=sub, roles=roles, context_id=context_id,
+            **{lti.MESSAGE_TYPE: lti.DEEP_LINKING_REQUEST, lti.RESOURCE_LINK: None,
+               lti.DEEP_LINKING_SETTINGS: settings, **overrides},
+        )  # fmt: skip
+
     def sign(self, claims: dict[str, Any], *, key: RSAKey | None = None,
              header: dict[str, Any] | None = None) -> str:  # fmt: skip
         key = key or self.keys[0]

@@ -132,12 +132,18 @@ async def test_a_linked_placement_lands_on_its_assignment(
 # --- forged and broken launches: 4xx, and nobody signed in or added -----------------------
 
 
-def _forge(case: str, browser: Browser, nonce: str) -> str:
+MESSAGE_KINDS = ["resource link", "deep linking"]
+
+
+def _forge(case: str, browser: Browser, nonce: str, kind: str = "resource link") -> str:
     p = browser.platform
     sub = "forged-sub"
 
     def claims(**overrides: Any) -> dict[str, Any]:
-        return p.claims(nonce=nonce, sub=sub, roles=[LEARNER], **overrides)
+        used = overrides.pop("nonce", nonce)
+        if kind == "deep linking":  # an instructor's request, otherwise acceptable
+            return p.deep_linking_claims(nonce=used, sub=sub, roles=[INSTRUCTOR], **overrides)
+        return p.claims(nonce=used, sub=sub, roles=[LEARNER], **overrides)
 
     if case == "wrong issuer":
         return p.sign(claims(iss="https://evil.example"))
@@ -152,7 +158,7 @@ def _forge(case: str, browser: Browser, nonce: str) -> str:
     if case == "issued in the future":
         return p.sign(claims(iat=4_000_000_000, exp=4_000_000_300))
     if case == "wrong nonce":
-        return p.sign(p.claims(nonce="another-nonce", sub=sub, roles=[LEARNER]))
+        return p.sign(claims(nonce="another-nonce"))
     if case == "bad signature":
         token = p.sign(claims())
         head, body, sig = token.split(".")
@@ -168,19 +174,25 @@ def _forge(case: str, browser: Browser, nonce: str) -> str:
         return p.sign_hs256(claims(), public)
     if case == "token names its own key":
         return p.sign(claims(), header={"jku": "https://evil.example/jwks"})
-    if case == "wrong message type":
-        return p.sign(claims(**{lti.MESSAGE_TYPE: "LtiDeepLinkingRequest"}))
+    if case == "wrong message type":  # the tool's own kind of message, sent back as a launch
+        return p.sign(claims(**{lti.MESSAGE_TYPE: "LtiDeepLinkingResponse"}))
+    if case == "unknown message type":
+        return p.sign(claims(**{lti.MESSAGE_TYPE: "LtiSubmissionReviewRequest"}))
     if case == "wrong version":
         return p.sign(claims(**{"https://purl.imsglobal.org/spec/lti/claim/version": "1.1"}))
     if case == "missing roles claim":
         return p.sign(claims(**{"https://purl.imsglobal.org/spec/lti/claim/roles": None}))
     if case == "no course role":
-        return p.sign(
-            p.claims(nonce=nonce, sub=sub,
-                     roles=["http://purl.imsglobal.org/vocab/lis/v2/institution/person#Staff"])
-        )  # fmt: skip
+        staff = "http://purl.imsglobal.org/vocab/lis/v2/institution/person#Staff"
+        return p.sign(claims(**{"https://purl.imsglobal.org/spec/lti/claim/roles": [staff]}))
+    if case == "unknown kid":
+        from tests.lti.platform import new_key
+
+        return p.sign(claims(), key=new_key("never-published"))
     if case == "garbage":
         return "not-a-token"
+    if case == "none":  # nothing forged
+        return p.sign(claims())
     raise AssertionError(case)
 
 
@@ -188,20 +200,46 @@ FORGERIES = ["wrong issuer", "wrong audience", "several audiences, no azp",
              "unknown deployment", "expired", "issued in the future", "wrong nonce",
              "bad signature", "signed by another key, same kid", "alg none",
              "HS256 with the public key", "token names its own key", "wrong message type",
-             "wrong version", "missing roles claim", "no course role", "garbage"]  # fmt: skip
+             "unknown message type", "wrong version", "missing roles claim", "no course role",
+             "unknown kid", "garbage", "state mismatch"]  # fmt: skip
 
 
+@pytest.mark.parametrize("kind", MESSAGE_KINDS)
 @pytest.mark.parametrize("case", FORGERIES)
 async def test_a_forged_launch_is_refused_and_signs_nobody_in(
-    browser: Browser, sessions: async_sessionmaker[AsyncSession], case: str
+    browser: Browser, sessions: async_sessionmaker[AsyncSession], case: str, kind: str
 ) -> None:
+    """Each forgery of a resource link launch and of a deep linking request: a 4xx page,
+    no session, no person or member created."""
     before = await counts(sessions)
     request = await browser.login()
-    response = await browser.launch(_forge(case, browser, request["nonce"]), request["state"])
+    state = request["state"]
+    if case == "state mismatch":
+        # A valid token of one login, posted with another login's state (same browser,
+        # both bindings present): the state's nonce is not the token's.
+        state = (await browser.login())["state"]
+        token = _forge("none", browser, request["nonce"], kind)
+    else:
+        token = _forge(case, browser, request["nonce"], kind)
+    response = await browser.launch(token, state)
     assert 400 <= response.status_code < 500, (case, response.status_code)
     assert "did not work" in response.text
+    # Said inside the LMS's frame, where the launch was opened.
+    assert (
+        "frame-ancestors 'self' https://lms.example.edu"
+        in (response.headers["content-security-policy"])
+    )
     assert await counts(sessions) == before
     assert (await browser.client.get("/api/v1/me")).json()["user"] is None
+
+
+@pytest.mark.parametrize("kind", MESSAGE_KINDS)
+async def test_the_same_token_unforged_is_accepted(browser: Browser, kind: str) -> None:
+    """The forgeries above differ from a good launch only in what they forge."""
+    request = await browser.login()
+    response = await browser.launch(_forge("none", browser, request["nonce"], kind),
+                                    request["state"])  # fmt: skip
+    assert response.status_code == 303, response.text[:300]
 
 
 async def test_a_replayed_launch_is_refused(

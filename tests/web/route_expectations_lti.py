@@ -15,6 +15,7 @@ if TYPE_CHECKING:
 
 ADMIN_PAGE = expect(303, 404, 404, 404, 404, 200)
 ADMIN_FORM = expect(303, 404, 404, 404, 404, 303)
+SIGNED_IN_404 = expect(303, 404, 404, 404, 404, 404)
 PLATFORM = {
     "issuer": "https://lms.example.edu", "client_id": "c1", "deployment_ids": "d1",
     "auth_login_url": "https://lms.example.edu/auth", "token_url": "https://lms.example.edu/token",
@@ -36,6 +37,13 @@ EXPECTATIONS: dict[tuple[str, str], tuple[Any, dict[str, int]]] = {
     ("lti:platforms", "GET"): (get("/lti/platforms"), ADMIN_PAGE),
     ("lti:platforms:add", "POST"): (send("POST", "/lti/platforms", data=PLATFORM), ADMIN_FORM),
     ("lti:keys:rotate", "POST"): (send("POST", "/lti/keys/rotate"), ADMIN_FORM),
+    # A deep linking picker exists only in the session of the instructor whose LMS asked
+    # for it (tests/lti/test_deep_linking.py): anyone else is sent to sign in, or finds none.
+    ("lti:deep_link", "GET"): (get("/lti/deep-link/no-such-request"), SIGNED_IN_404),
+    ("lti:deep_link:choose", "POST"): (
+        send("POST", "/lti/deep-link/no-such-request", data={"assignment": "1"}),
+        SIGNED_IN_404,
+    ),
 }
 
 

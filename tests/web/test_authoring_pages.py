@@ -25,11 +25,11 @@ async def _staff(people: People, client: httpx.AsyncClient) -> dict[str, httpx.A
     return {"ivo": ivo, "ada": ada}
 
 
-def _fields(html: str) -> list[tuple[str, str]]:
+def _fields(html: str, action: str = "/cohorts/psy/assignments/create") -> list[tuple[str, str]]:
     """The form's submitted fields as a browser would send them (inputs, textareas, the
     selected option of each select), without the buttons."""
     fields: list[tuple[str, str]] = []
-    form = html[html.index('action="/cohorts/psy/assignments/create"') :]
+    form = html[html.index(f'action="{action}') :]
     form = form[: form.index("</form>")]
     pattern = r"<(input|textarea)\b([^>]*)>(.*?)(?=</textarea>|<)"
     for tag in re.finditer(pattern, form, re.S):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 from pydantic import BaseModel, Field
 from starlette.datastructures import FormData, UploadFile
@@ -24,6 +25,7 @@ from services.errors import Conflict, Invalid, NotFound, Problem
 from services.importing import AssignmentDraft, QuestionDraft
 from services.models import ComponentStance, Stance
 from web.context import unit_of_work
+from web.endpoints import lti_deep_linking
 from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
 from web.endpoints.parsing import read_model
 from web.responses import json_response
@@ -219,6 +221,21 @@ class NewForm:
         )
 
 
+def _deep_link(request: Request) -> str | None:
+    """The LTI deep linking request (in this session) that the new assignment is made for,
+    named by the pages' `?deep_link=` (see web/endpoints/lti_deep_linking.py)."""
+    wanted = request.query_params.get("deep_link", "")
+    try:
+        return lti_deep_linking.pending_of(request, wanted).id if wanted else None
+    except NotFound:
+        return None
+
+
+def _return_query(request: Request) -> str:
+    deep_link = _deep_link(request)
+    return f"?{urlencode({'deep_link': deep_link})}" if deep_link else ""
+
+
 async def _cohort_view(request: Request, form: FormData | None) -> Any:
     async with page_unit(request, form) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
@@ -251,6 +268,7 @@ async def _render_upload(
         request,
         "authoring_upload.html",
         {"cohort": cohort, "parsed": parsed, "lines": lines, "by_line": by_line,
+         "return_query": _return_query(request),
          "errors": errors or {}, "accept": ACCEPT,
          "max_kb": MAX_DOCUMENT_BYTES // 1024, "kinds": authoring.UPLOAD_KINDS},
         status=status,
@@ -274,7 +292,7 @@ async def _render_new(
         request,
         "authoring_new.html",
         {"cohort": cohort, "new": new, "errors": errors or {}, "message": message,
-         "focus": focus,
+         "focus": focus, "return_query": _return_query(request),
          **_rubric_context(new.rubric, references=new.reference_list, questions=new.questions)},
         status=status,
     )  # fmt: skip
@@ -349,6 +367,15 @@ async def create_form(request: Request) -> Response:
             request, new, form=form, errors=_errors(error.problems), status=422,
             message=None if error.problems else str(error),
         )  # fmt: skip
+    if (deep_link := _deep_link(request)) is not None:
+        # Made from the LMS's "add an activity" flow: back to its picker, this one chosen.
+        picker = request.app.url_path_for("lti:deep_link", request=deep_link)
+        return redirect_with_flash(
+            request,
+            f"{picker}?made={made.id}",
+            "The assignment is created as a draft (students do not see it yet). Add it to the "
+            "course below; check its rubric and open it from Peerboard before students start.",
+        )
     path = request.app.url_path_for("authoring:rubric", assignment=str(made.id))
     return redirect_with_flash(
         request,

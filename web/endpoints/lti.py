@@ -22,10 +22,11 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from services import lti, lti_keys
+from services import lti, lti_deep_linking, lti_keys
 from services.db import transaction
 from services.errors import Invalid, NotFound, Problem
 from services.lti import LaunchRefused, PlatformSpec
+from services.lti_deep_linking import PendingDeepLink
 from services.models import LtiPlatform
 from services.policy import Actor
 from web.context import sessions_of, settings_of, templates_of
@@ -41,6 +42,8 @@ LOGIN_FIELDS = ("iss", "login_hint", "target_link_uri", "lti_message_hint", "cli
                 "lti_deployment_id", "lti_storage_target")  # fmt: skip
 NRPS_SCOPE = "https://purl.imsglobal.org/spec/lti-nrps/scope/contextmembership.readonly"
 TOOL_CONFIGURATION = "https://purl.imsglobal.org/spec/lti-tool-configuration"
+# The session's deep linking requests waiting for a choice (web/endpoints/lti_deep_linking).
+DEEP_LINKS_KEY = "lti_deep_links"
 
 
 def runtime_of(request: Request) -> LtiRuntime:
@@ -215,6 +218,7 @@ async def launch(request: Request) -> Response:
         async with transaction(sessions_of(request)) as session:
             result = await lti.complete_launch(session, platform=platform, claims=claims)
     except LaunchRefused as exc:
+        _allow_framing(request, platform)  # the refusal shows inside the LMS's frame
         response = _refused(request, exc, status=403 if exc.detail == "no role" else 400)
         response.headers.append("set-cookie", _binding_cookie(request, label, "", max_age=0))
         return response
@@ -227,10 +231,20 @@ async def launch(request: Request) -> Response:
         )
     state_obj = request.scope.get(STATE_KEY)
     assert isinstance(state_obj, SessionState)
+    deep_link: PendingDeepLink | None = None
+    if result.deep_linking is not None:
+        # The request waits in the instructor's session for their choice.
+        deep_link = PendingDeepLink.start(platform=platform, result=result)
+        kept = state_obj.data.get(DEEP_LINKS_KEY) if state_obj.user_id == result.user_id else None
+        state_obj.data[DEEP_LINKS_KEY] = lti_deep_linking.remember(
+            kept if isinstance(kept, dict) else {}, deep_link
+        )
     state_obj.login(result.user_id, framed_by=lti.frame_origins(platform))
     log.info("LTI launch: user %s into %s as %s", result.user_id, result.cohort_slug,
              result.role.value)  # fmt: skip
-    if result.assignment_id is not None:
+    if deep_link is not None:
+        where = request.app.url_path_for("lti:deep_link", request=deep_link.id)
+    elif result.assignment_id is not None:
         where = request.app.url_path_for("assignments:detail", assignment=result.assignment_id)
     else:
         where = request.app.url_path_for("cohorts:detail", cohort=result.cohort_slug)
@@ -346,7 +360,16 @@ def tool_configuration(base: str) -> dict[str, Any]:
             "domain": host,
             "target_link_uri": f"{base}/lti/launch",
             "claims": ["iss", "sub", "name", "given_name", "family_name", "email"],
-            "messages": [{"type": lti.RESOURCE_LINK_REQUEST}],
+            "messages": [
+                {"type": lti.RESOURCE_LINK_REQUEST},
+                {
+                    "type": lti.DEEP_LINKING_REQUEST,
+                    "target_link_uri": f"{base}/lti/launch",
+                    "label": "Peerboard assignment",
+                    "placements": ["ContentArea"],
+                    "supported_types": [lti.RESOURCE_LINK_TYPE],
+                },
+            ],
             "description": "Threaded discussion and anonymous peer review for a course.",
         },
     }
