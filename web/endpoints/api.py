@@ -18,6 +18,7 @@ from services import (
     people,
     policy,
     tokens,
+    visits,
 )
 from services.errors import Invalid, Problem
 from services.models import LatePolicy, Role
@@ -94,7 +95,10 @@ async def assignment_detail(request: Request) -> Response:
         detail = await assignments.get_assignment(
             session, actor=actor, assignment_id=request.path_params["assignment"]
         )
-        return json_response(assignments.present_assignment(detail, actor=actor))
+        unread = await visits.new_posts_by_question(
+            session, actor=actor, assignment=detail.assignment
+        )
+        return json_response(assignments.present_assignment(detail, actor=actor, new_posts=unread))
 
 
 class AssignmentSettings(BaseModel):
