@@ -40,9 +40,11 @@ async def question_discussion(
     scope = await policy.discussion_scope(session, actor=actor, question_id=question_id)
     question = await session.get(Question, question_id)
     assignment = await session.get(Assignment, scope.assignment_id)
-    cohort_slug = await session.scalar(
-        select(col(Cohort.slug)).where(col(Cohort.id) == scope.cohort_id)
-    )
+    cohort_slug, cohort_name = (
+        await session.execute(
+            select(col(Cohort.slug), col(Cohort.name)).where(col(Cohort.id) == scope.cohort_id)
+        )
+    ).one()
     assert question is not None and assignment is not None
     unread = await visits.new_posts_by_thread(session, actor=actor, scope=scope)
     threads = await list_threads(session, actor=actor, scope=scope, new_posts=unread)
@@ -51,7 +53,8 @@ async def question_discussion(
         question=question_id,
         assignment=scope.assignment_id,
         assignment_title=assignment.title,
-        cohort=cohort_slug or "",
+        cohort=cohort_slug,
+        cohort_name=cohort_name,
         position=question.position,
         prompt_html=question.prompt_html,
         post_first=scope.post_first,

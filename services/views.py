@@ -219,6 +219,10 @@ class ThreadView(View):
     question: int
     assignment: int
     cohort: str
+    # Where the thread sits, for the breadcrumb trail (cohort, assignment, question).
+    cohort_name: str
+    assignment_title: str
+    question_position: int
     title: str
     pinned: bool
     locked: bool
@@ -247,6 +251,7 @@ class QuestionDiscussionView(View):
     assignment: int
     assignment_title: str
     cohort: str
+    cohort_name: str
     position: int
     prompt_html: str
     post_first: bool
