@@ -222,6 +222,17 @@ def present_assignment(
     )
 
 
+async def assignment_view(
+    session: AsyncSession, *, actor: Actor, detail: AssignmentDetail
+) -> AssignmentView:
+    """The assignment as the actor reads it, with each question's count of posts new to
+    them (one query more, whatever the size)."""
+    from services import visits
+
+    unread = await visits.new_posts_by_question(session, actor=actor, assignment=detail.assignment)
+    return present_assignment(detail, actor=actor, new_posts=unread)
+
+
 @dataclass(frozen=True)
 class SettingsChange:
     """Fields to change; None leaves a field as it is (clear_* empties a deadline)."""

@@ -50,7 +50,7 @@ class QuestionView(View):
     prompt_html: str
     new_posts: int | None = Field(
         default=None,
-        description=NEW_POSTS + " Given when reading the assignment; null in answers to edits.",
+        description=NEW_POSTS + " Always a number in the API's answers.",
     )
 
 

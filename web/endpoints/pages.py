@@ -19,7 +19,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services import assignments, cohorts, memberships, notifications, policy, reviews, visits
+from services import assignments, cohorts, memberships, notifications, policy, reviews
 from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import Cohort, Role
 from services.policy import Actor
@@ -273,10 +273,7 @@ async def assignment_page(request: Request) -> Response:
         detail = await assignments.get_assignment(
             session, actor=actor, assignment_id=request.path_params["assignment"]
         )
-        unread = await visits.new_posts_by_question(
-            session, actor=actor, assignment=detail.assignment
-        )
-        view = assignments.present_assignment(detail, actor=actor, new_posts=unread)
+        view = await assignments.assignment_view(session, actor=actor, detail=detail)
         cohort = cohorts.present_cohort(detail.cohort, actor=actor)
         due = await reviews.whats_due(session, actor=actor, assignment=detail.assignment)
     return render_page(
