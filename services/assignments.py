@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -168,7 +169,11 @@ async def get_assignment(
     )
 
 
-def present_assignment(detail: AssignmentDetail, *, actor: Actor) -> AssignmentView:
+def present_assignment(
+    detail: AssignmentDetail, *, actor: Actor, new_posts: Mapping[int, int] | None = None
+) -> AssignmentView:
+    """The assignment as the actor sees it; with `new_posts` (services/visits.py), each
+    question says how many posts there are new to them."""
     a = detail.assignment
     assert a.id is not None
     position_of = {q.id: q.position for q in detail.questions}
@@ -189,7 +194,11 @@ def present_assignment(detail: AssignmentDetail, *, actor: Actor) -> AssignmentV
         version=a.version,
         questions=[
             QuestionView(
-                id=q.id or 0, position=q.position, prompt=q.prompt, prompt_html=q.prompt_html
+                id=q.id or 0,
+                position=q.position,
+                prompt=q.prompt,
+                prompt_html=q.prompt_html,
+                new_posts=None if new_posts is None else new_posts.get(q.id or 0, 0),
             )
             for q in detail.questions
         ],
@@ -211,6 +220,17 @@ def present_assignment(detail: AssignmentDetail, *, actor: Actor) -> AssignmentV
         can_manage=policy.can_manage_cohort(actor, detail.cohort),
         can_export_posts=policy.can_take_export(actor, detail.cohort, kind="posts"),
     )
+
+
+async def assignment_view(
+    session: AsyncSession, *, actor: Actor, detail: AssignmentDetail
+) -> AssignmentView:
+    """The assignment as the actor reads it, with each question's count of posts new to
+    them (one query more, whatever the size)."""
+    from services import visits
+
+    unread = await visits.new_posts_by_question(session, actor=actor, assignment=detail.assignment)
+    return present_assignment(detail, actor=actor, new_posts=unread)
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,8 @@ branch on it, so never rename one.
     ├── PermissionDenied            forbidden       403  (only where existence is not secret)
     ├── Conflict                    conflict        409
     │   ├── AlreadyExists           already_exists  409
-    │   └── StaleVersion            stale_version   409  (carries current_version)
+    │   ├── StaleVersion            stale_version   409  (carries current_version)
+    │   └── ConfirmationRequired    confirmation_required 409  (carries consequences)
     └── Invalid                     invalid         422  (carries per-field problems)
         └── ImportRejected          import_rejected 422  (carries line-located problems)
 """
@@ -91,6 +92,20 @@ class StaleVersion(Conflict):
             f"Someone changed {what} since you loaded it (it is now version "
             f"{current_version}). Reload it, then make your change again."
         )
+
+
+class ConfirmationRequired(Conflict):
+    """A change that would undo or reopen work people have handed in: refused until asked
+    again with explicit confirmation, saying what it would do (`consequences`)."""
+
+    code = "confirmation_required"
+    title = "Confirmation required"
+
+    def __init__(
+        self, message: str, *, consequences: Sequence[str], field: str | None = None
+    ) -> None:
+        self.consequences = list(consequences)
+        super().__init__(message, field=field)
 
 
 class Invalid(DomainError):

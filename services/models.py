@@ -444,6 +444,21 @@ class ThreadFollow(SQLModel, table=True):
     created_at: datetime = _when(default_factory=utcnow)
 
 
+class ThreadVisit(SQLModel, table=True):
+    """When a person last read a thread: posts by others after it are "new" to them. Kept
+    per thread, not per question, because a question's page lists titles only; a person
+    has read a post when they opened its thread. Private to its owner: only their own
+    counts and their own data export read it (services/visits.py)."""
+
+    __tablename__ = "thread_visits"
+
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", primary_key=True)
+    thread_id: int = Field(
+        foreign_key="threads.id", ondelete="CASCADE", primary_key=True, index=True
+    )
+    read_at: datetime = _when(default_factory=utcnow)
+
+
 class Notification(SQLModel, table=True):
     """In-app notices. They point at things; what the reader sees is rendered per viewer at
     read time, so a notice never stores a name it may not show."""

@@ -2,17 +2,17 @@
 
 The export is the person's own record and nobody else's: their profile, memberships, their
 discussion aliases, the posts they wrote (with the alias each anonymous one carried), their
-papers, the reviews they wrote, the ratings they gave, their notifications, exemplars of
-their work and the audit entries about them. It names nobody they may not know: reviews of
-their paper appear as "Reviewer N", as on their feedback page.
+papers, the reviews they wrote, the ratings they gave, their notifications, when they last
+read each thread, exemplars of their work and the audit entries about them. It names nobody
+they may not know: reviews of their paper appear as "Reviewer N", as on their feedback page.
 
 Erasure (an administrator, or the command line) removes the person's name, e-mail and
 identity-provider subject, their memberships (allocations heal as for any leaver),
-sessions, tokens and notifications. What they wrote stays where others rely on it: named
-posts read "Former member", anonymous ones keep their alias (never the two together: the
-alias is not shown on named content and "Former member" is shared by everyone erased),
-reviews stay anonymous. A consented name on an exemplar falls back to "A classmate". The
-audit log keeps a tombstone entry.
+sessions, tokens, notifications and thread visits. What they wrote stays where others rely
+on it: named posts read "Former member", anonymous ones keep their alias (never the two
+together: the alias is not shown on named content and "Former member" is shared by
+everyone erased), reviews stay anonymous. A consented name on an exemplar falls back to
+"A classmate". The audit log keeps a tombstone entry.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ from services.models import (
     Role,
     Thread,
     ThreadFollow,
+    ThreadVisit,
     User,
 )
 from services.policy import Actor
@@ -156,6 +157,15 @@ async def export_person(session: AsyncSession, *, actor: Actor) -> dict[str, Any
             .order_by(col(AuditEvent.id))
         )
     ).scalars()
+    # When they last read each thread ("N new"): theirs alone, so it is here and nowhere else.
+    visits = (
+        await session.execute(
+            select(Thread.public_id, Thread.title, ThreadVisit.read_at)
+            .join(Thread, col(Thread.id) == ThreadVisit.thread_id)
+            .where(ThreadVisit.user_id == uid)
+            .order_by(col(ThreadVisit.read_at), col(Thread.id))
+        )
+    ).all()
     tokens = (
         await session.execute(
             select(ApiToken).where(ApiToken.user_id == uid).order_by(col(ApiToken.id))
@@ -251,6 +261,10 @@ async def export_person(session: AsyncSession, *, actor: Actor) -> dict[str, Any
             }
             for a in audits
         ],
+        "threads_read": [
+            {"thread": thread_id, "thread_title": title, "last_read_at": _iso(at)}
+            for thread_id, title, at in visits
+        ],
         "api_tokens": [
             {"name": t.name, "created_at": _iso(t.created_at), "revoked": t.revoked_at is not None}
             for t in tokens
@@ -285,7 +299,7 @@ async def erase_person(
     )
     await session.execute(sa.delete(Membership).where(col(Membership.user_id) == uid))
     await websessions.end_all_for_user(session, user_id=uid)
-    for model in (ApiToken, Notification, ThreadFollow, IdempotencyRecord):
+    for model in (ApiToken, Notification, ThreadFollow, ThreadVisit, IdempotencyRecord):
         await session.execute(sa.delete(model).where(col(model.user_id) == uid))
     await session.execute(
         sa.update(Exemplar)

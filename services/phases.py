@@ -3,19 +3,24 @@
 Instructors move it one step at a time (forward, or back one step to undo a mistake);
 with `auto_advance` the deadlines move it too (open → review at the paper deadline,
 review → feedback at the review deadline). Entering review runs the allocation.
+
+A step back that would hide, reopen or set aside work students have handed in (submitted
+papers or reviews) is refused unless it is confirmed: the refusal (ConfirmationRequired,
+409) says what the step would do and to how many papers and reviews.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, audit, events, notifications, policy, webhooks
+from services import allocation, audit, events, notifications, policy, stance, webhooks
 from services.db import lock
-from services.errors import Invalid, NotFound, Problem
+from services.errors import ConfirmationRequired, Invalid, NotFound, Problem
 from services.models import Assignment, Paper, Phase, ReviewTask, TaskStatus, utcnow
 from services.policy import Actor
 
@@ -28,6 +33,40 @@ def allowed_moves(phase: Phase) -> list[Phase]:
     return [ORDER[j] for j in (i + 1, i - 1) if 0 <= j < len(ORDER)]
 
 
+@dataclass(frozen=True)
+class Impact:
+    """The work handed in so far that a phase move can touch."""
+
+    submitted_papers: int
+    submitted_reviews: int
+    unfinished_reviews: int
+
+
+async def impact(session: AsyncSession, *, assignment_id: int) -> Impact:
+    done = await stance.completion(session, assignment_id=assignment_id)
+    return Impact(
+        submitted_papers=done.papers,
+        submitted_reviews=done.submitted,
+        unfinished_reviews=done.started + done.assigned,
+    )
+
+
+def needs_confirmation(current: Phase, target: Phase, work: Impact) -> bool:
+    """A step back needs explicit confirmation when it would hide submitted reviews from
+    their authors (feedback → review), reopen submitted papers under their reviews (review
+    → open) or hide submitted papers (open → draft). Reopening a closed assignment for
+    feedback hides and reopens nothing."""
+    if not is_step_back(current, target):
+        return False
+    if target is Phase.review:
+        return work.submitted_reviews > 0
+    if target is Phase.open:
+        return work.submitted_papers > 0 or work.submitted_reviews > 0
+    if target is Phase.draft:
+        return work.submitted_papers > 0
+    return False
+
+
 def consequences(
     current: Phase,
     target: Phase,
@@ -35,6 +74,7 @@ def consequences(
     reviews_per_paper: int,
     submitted_reviews: int,
     unfinished_reviews: int,
+    submitted_papers: int = 0,
 ) -> list[str]:
     """What moving from `current` to `target` does, in plain sentences for the instructor's
     confirmation (from what each phase lets students do, policy.PHASE_ACTIONS)."""
@@ -48,7 +88,20 @@ def consequences(
             "submitted may still come in late, as the late policy says."
         )
     if "write_paper" in after and "write_paper" not in before:
-        out.append("Students may write and change their papers again.")
+        if current is Phase.review and submitted_papers:
+            out.append(
+                f"Students may write and change their papers again: {submitted_papers} "
+                "submitted paper(s) reopen, and a paper changed now no longer matches the "
+                "quotes its reviewers took from it."
+            )
+        else:
+            out.append("Students may write and change their papers again.")
+    if target is Phase.draft and current is Phase.open:
+        out.append(
+            "Students no longer see the assignment, its discussion or their papers"
+            + (f" ({submitted_papers} submitted paper(s) are kept)" if submitted_papers else "")
+            + " until it opens again."
+        )
     if "allocate" in after and "allocate" not in before:
         out.append(
             f"Every submitted paper gets {reviews_per_paper} reviewers now (reviewers "
@@ -135,9 +188,15 @@ async def _tell_authors(session: AsyncSession, assignment: Assignment) -> None:
 
 
 async def change_phase(
-    session: AsyncSession, *, actor: Actor, assignment_id: int, phase: Phase
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    assignment_id: int,
+    phase: Phase,
+    confirm: bool = False,
 ) -> tuple[Assignment, list[ReviewTask]]:
-    """An instructor moves the assignment one phase forward or back; review allocates."""
+    """An instructor moves the assignment one phase forward or back; review allocates. A
+    step back over submitted work needs `confirm` (see needs_confirmation)."""
     assignment = await policy.access_assignment(session, actor=actor, assignment_id=assignment_id)
     if not policy.can_change_phase(actor, assignment):
         raise NotFound("No such assignment.")
@@ -155,6 +214,29 @@ async def change_phase(
                 )
             ]
         )
+    details: dict[str, object] = {"phase": phase.value}
+    if is_step_back(assignment.phase, phase):
+        work = await impact(session, assignment_id=assignment_id)
+        if needs_confirmation(assignment.phase, phase, work):
+            if not confirm:
+                said = consequences(
+                    assignment.phase, phase, reviews_per_paper=assignment.reviews_per_paper,
+                    submitted_reviews=work.submitted_reviews,
+                    unfinished_reviews=work.unfinished_reviews,
+                    submitted_papers=work.submitted_papers,
+                )  # fmt: skip
+                raise ConfirmationRequired(
+                    f"Stepping back from {assignment.phase.value} to {phase.value} affects "
+                    f"{work.submitted_papers} submitted paper(s) and {work.submitted_reviews} "
+                    f"submitted review(s): {' '.join(said)} Confirm to go ahead.",
+                    consequences=said,
+                    field="confirm",
+                )
+            # The audit log keeps what the instructor confirmed they were stepping over.
+            details["confirmed_over"] = {
+                "submitted_papers": work.submitted_papers,
+                "submitted_reviews": work.submitted_reviews,
+            }
     made = await _enter(session, assignment, phase, now=utcnow())
     await audit.record(
         session,
@@ -163,7 +245,7 @@ async def change_phase(
         action="assignment.phase",
         target_type="assignment",
         target_id=assignment_id,
-        details={"phase": phase.value},
+        details=details,
     )
     return assignment, made
 

@@ -3,11 +3,13 @@ first"), the composer and its who-sees-my-name notice, and the "post first" swit
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import policy, presenters
+from services import policy, presenters, visits
 from services.discussions import (
     _minute,
 )
@@ -38,17 +40,21 @@ async def question_discussion(
     scope = await policy.discussion_scope(session, actor=actor, question_id=question_id)
     question = await session.get(Question, question_id)
     assignment = await session.get(Assignment, scope.assignment_id)
-    cohort_slug = await session.scalar(
-        select(col(Cohort.slug)).where(col(Cohort.id) == scope.cohort_id)
-    )
+    cohort_slug, cohort_name = (
+        await session.execute(
+            select(col(Cohort.slug), col(Cohort.name)).where(col(Cohort.id) == scope.cohort_id)
+        )
+    ).one()
     assert question is not None and assignment is not None
-    threads = await list_threads(session, actor=actor, scope=scope)
+    unread = await visits.new_posts_by_thread(session, actor=actor, scope=scope)
+    threads = await list_threads(session, actor=actor, scope=scope, new_posts=unread)
     anon = policy.can_post_anonymously(actor, scope)
     return QuestionDiscussionView(
         question=question_id,
         assignment=scope.assignment_id,
         assignment_title=assignment.title,
-        cohort=cohort_slug or "",
+        cohort=cohort_slug,
+        cohort_name=cohort_name,
         position=question.position,
         prompt_html=question.prompt_html,
         post_first=scope.post_first,
@@ -62,13 +68,20 @@ async def question_discussion(
             anonymous_notice=identity_notice(actor, scope, anonymous=True) if anon else None,
         ),
         can_moderate=policy.can_moderate(actor, scope.cohort_id),
+        new_posts=sum(t.new_posts for t in threads),
     )
 
 
 async def list_threads(
-    session: AsyncSession, *, actor: Actor, scope: DiscussionScope
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    scope: DiscussionScope,
+    new_posts: Mapping[int, int] | None = None,
 ) -> list[ThreadSummaryView]:
-    """The question's threads this viewer may see (the list form of can_view_thread)."""
+    """The question's threads this viewer may see (the list form of can_view_thread), each
+    with its count of posts new to them (`new_posts`, by thread id)."""
+    unread = new_posts or {}
     opening = sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None))
     rows = await session.execute(
         select(Thread, col(Post.hidden_at), col(User.display_name), col(Alias.name))
@@ -103,6 +116,7 @@ async def list_threads(
             post_count=t.post_count,
             created_at=_minute(t.created_at),
             last_activity_at=_minute(t.last_activity_at),
+            new_posts=unread.get(t.id or 0, 0),
         )
         for t, hidden_at, name, alias in rows.all()
     ]

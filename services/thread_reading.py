@@ -37,11 +37,13 @@ from services.discussions import (
 from services.errors import Invalid, NotFound, Problem
 from services.models import (
     Alias,
+    Assignment,
     Cohort,
     Event,
     Post,
     PostRevision,
     PostVote,
+    Question,
     Thread,
     ThreadFollow,
     User,
@@ -234,6 +236,20 @@ async def read_thread(
         .scalar_subquery()
     )
     slug_q = select(col(Cohort.slug)).where(col(Cohort.id) == scope.cohort_id).scalar_subquery()
+    # Where the thread sits, for the breadcrumb trail: in the same round trip.
+    cohort_name_q = (
+        select(col(Cohort.name)).where(col(Cohort.id) == scope.cohort_id).scalar_subquery()
+    )
+    title_q = (
+        select(col(Assignment.title))
+        .where(col(Assignment.id) == scope.assignment_id)
+        .scalar_subquery()
+    )
+    position_q = (
+        select(col(Question.position))
+        .where(col(Question.id) == thread.question_id)
+        .scalar_subquery()
+    )
     # The viewer's votes in this thread, as one string of post ids (one round trip less).
     votes_q = (
         select(sa.func.aggregate_strings(sa.cast(col(PostVote.post_id), sa.String), ","))
@@ -241,8 +257,10 @@ async def read_thread(
         .where(col(Post.thread_id) == thread.id, col(PostVote.user_id) == viewer)
         .scalar_subquery()
     )
-    stamp, following, cohort_slug, voted = (
-        await session.execute(sa.select(stamp_q, follow_q, slug_q, votes_q))
+    stamp, following, cohort_slug, voted, cohort_name, assignment_title, position = (
+        await session.execute(
+            sa.select(stamp_q, follow_q, slug_q, votes_q, cohort_name_q, title_q, position_q)
+        )
     ).one()
     my_votes = {int(v) for v in voted.split(",")} if voted and actor.user_id is not None else set()
     can_post = policy.can_post(actor, scope)
@@ -290,6 +308,9 @@ async def read_thread(
         "question": thread.question_id,
         "assignment": scope.assignment_id,
         "cohort": cohort_slug or "",
+        "cohort_name": cohort_name or "",
+        "assignment_title": assignment_title or "",
+        "question_position": position or 0,
         "title": thread.title,
         "pinned": thread.pinned,
         "locked": thread.locked,

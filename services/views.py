@@ -36,11 +36,22 @@ class CohortView(View):
     can_set_time_zone: bool
 
 
+NEW_POSTS = (
+    "Posts by others in this discussion that you have not read yet: posted after you last "
+    "opened their thread (a thread you never opened counts whole); only posts you may read, "
+    "never hidden or deleted ones."
+)
+
+
 class QuestionView(View):
     id: int
     position: int
     prompt: str
     prompt_html: str
+    new_posts: int | None = Field(
+        default=None,
+        description=NEW_POSTS + " Always a number in the API's answers.",
+    )
 
 
 class RubricComponentView(View):
@@ -191,6 +202,7 @@ class ThreadSummaryView(View):
     post_count: int
     created_at: datetime
     last_activity_at: datetime
+    new_posts: int = Field(default=0, description=NEW_POSTS)
 
 
 class PageInfoView(View):
@@ -207,6 +219,10 @@ class ThreadView(View):
     question: int
     assignment: int
     cohort: str
+    # Where the thread sits, for the breadcrumb trail (cohort, assignment, question).
+    cohort_name: str
+    assignment_title: str
+    question_position: int
     title: str
     pinned: bool
     locked: bool
@@ -235,6 +251,7 @@ class QuestionDiscussionView(View):
     assignment: int
     assignment_title: str
     cohort: str
+    cohort_name: str
     position: int
     prompt_html: str
     post_first: bool
@@ -244,6 +261,7 @@ class QuestionDiscussionView(View):
     threads: list[ThreadSummaryView]
     composer: ComposerView
     can_moderate: bool
+    new_posts: int = Field(default=0, description=NEW_POSTS + " The sum over `threads`.")
 
 
 class RevisionView(View):

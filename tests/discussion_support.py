@@ -34,6 +34,7 @@ async def build_forum(
     anonymous: bool = True,
     post_first: bool = False,
     phase: Phase = Phase.open,
+    questions_count: int = 2,
     names: tuple[tuple[str, Role], ...] = (
         ("ivo", Role.instructor),
         ("mona", Role.moderator),
@@ -44,7 +45,9 @@ async def build_forum(
 ) -> Forum:
     system = Actor.system()
     cohort = await cohorts.create_cohort(session, actor=system, slug=slug, name=slug.upper())
-    draft = importing.parse_assignment_text("Title\n\nWhat is a secure base?\n\nAnd why?\n")
+    prompts = ["What is a secure base?", "And why?"]
+    prompts += [f"Question {n}?" for n in range(3, questions_count + 1)]
+    draft = importing.parse_assignment_text("Title\n\n" + "\n\n".join(prompts) + "\n")
     made = await assignments.import_assignment(session, actor=system, cohort=cohort, draft=draft)
     assert made.id is not None and cohort.id is not None
     made.allow_anonymous_posts = anonymous

@@ -98,10 +98,13 @@ async def submit_papers(world: ReviewWorld, names: tuple[str, ...]) -> None:
 
 
 async def set_phase(world: ReviewWorld, phase: Phase) -> None:
+    """Test setup: the move, confirmed (the refusal of an unconfirmed step back over
+    submitted work is tested in tests/services/test_phases.py)."""
     async with transaction(world.sessions) as session:
         await phases.change_phase(
-            session, actor=Actor.system(), assignment_id=world.assignment_id, phase=phase
-        )
+            session, actor=Actor.system(), assignment_id=world.assignment_id, phase=phase,
+            confirm=True,
+        )  # fmt: skip
 
 
 async def tasks_of(world: ReviewWorld, name: str) -> list[ReviewTask]:

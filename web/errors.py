@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.db import Unavailable, unavailability
 from services.errors import (
+    ConfirmationRequired,
     Conflict,
     DomainError,
     Invalid,
@@ -139,10 +140,16 @@ async def domain_error_handler(request: Request, exc: Exception) -> Response:
     response = problem_response(
         request, status=status, code=exc.code, detail=exc.message, problems=problems
     )
-    if isinstance(exc, StaleVersion) and wants_problem_json(request):
-        # An extension member (RFC 9457 §3.2): the version to reload, for a client's retry.
+    # Extension members (RFC 9457 §3.2): the version to reload, for a client's retry; what
+    # a change asked to be confirmed would do.
+    extra: dict[str, Any] = {}
+    if isinstance(exc, StaleVersion):
+        extra["current_version"] = exc.current_version
+    if isinstance(exc, ConfirmationRequired):
+        extra["consequences"] = exc.consequences
+    if extra and wants_problem_json(request):
         body = orjson.loads(response.body)
-        body["current_version"] = exc.current_version
+        body.update(extra)
         return Response(
             orjson.dumps(body), status_code=status, media_type="application/problem+json"
         )

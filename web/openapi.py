@@ -142,6 +142,16 @@ PROBLEM_SCHEMA: dict[str, Any] = {
                 },
             },
         },
+        "current_version": {
+            "type": "integer",
+            "description": "`stale_version`: the version stored now, to reload and retry.",
+        },
+        "consequences": {
+            "type": "array",
+            "items": {"type": "string"},
+            "description": "`confirmation_required`: what the change would do, in plain "
+            "sentences; send it again with confirmation to go ahead.",
+        },
     },
 }
 

@@ -28,7 +28,7 @@ async def move_to(page: Any, phase: str) -> None:
     """A phase button asks first (listing what the move does); "Yes" moves."""
     await page.get_by_role("button", name=re.compile(rf"(Forward|Back) to {phase}")).click()
     await expect(page.locator(".confirm li").first).to_be_visible()
-    understood = page.locator("#understood")
+    understood = page.locator("#confirm")
     if await understood.count():
         await understood.check()
     await page.get_by_role("button", name=f"Yes, move to {phase}").click()

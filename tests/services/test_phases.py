@@ -103,3 +103,77 @@ def test_students_write_papers_only_in_open_or_late_in_review(phase: Phase) -> N
     assert not policy.can_write_paper(staff, a, has_submitted=False)
     assert policy.can_read_stance(staff, a)
     assert policy.can_read_stance(student, a) == (phase in (Phase.feedback, Phase.closed))
+
+
+async def _audited_moves(world) -> list[dict[str, object]]:  # type: ignore[no-untyped-def]
+    from sqlmodel import select
+
+    from services.models import AuditEvent
+
+    async with transaction(world.sessions, write=False) as session:
+        rows = await session.execute(
+            select(AuditEvent.details).where(AuditEvent.action == "assignment.phase")
+        )
+        return [dict(d or {}) for d in rows.scalars()]
+
+
+async def test_a_step_back_over_submitted_reviews_is_refused_until_confirmed(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    from services.errors import ConfirmationRequired
+    from tests.review_support import review_all
+
+    world = await make_world(sessions)
+    await submit_papers(world, ("ada", "ben", "chen", "dara"))
+    await change(world, "ivo", Phase.review)
+    await review_all(world, ("ada",), {})
+    await change(world, "ivo", Phase.feedback)
+    with pytest.raises(ConfirmationRequired) as refused:
+        await change(world, "ivo", Phase.review)
+    assert refused.value.field == "confirm"
+    assert "affects 4 submitted paper(s) and 2 submitted review(s)" in refused.value.message
+    assert any(
+        "no longer see the 2 submitted review(s)" in c for c in refused.value.consequences
+    ), refused.value.consequences
+    async with transaction(sessions, write=False) as session:
+        a = await session.get(Assignment, world.assignment_id)
+        assert a is not None and a.phase is Phase.feedback  # nothing moved
+    assert len(await _audited_moves(world)) == 3  # open, review, feedback: not the refused one
+
+    async with transaction(sessions) as session:
+        moved, _ = await phases.change_phase(
+            session, actor=await world.actor(session, "ivo"),
+            assignment_id=world.assignment_id, phase=Phase.review, confirm=True,
+        )  # fmt: skip
+        assert moved.phase is Phase.review
+    assert (await _audited_moves(world))[-1] == {
+        "phase": "review",
+        "confirmed_over": {"submitted_papers": 4, "submitted_reviews": 2},
+    }
+    # Back to open would reopen the papers under their reviews: asked again.
+    with pytest.raises(ConfirmationRequired) as reopening:
+        await change(world, "ivo", Phase.open)
+    assert any("4 submitted paper(s) reopen" in c for c in reopening.value.consequences)
+
+
+async def test_steps_back_over_nothing_handed_in_and_forward_steps_need_no_confirmation(
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:
+    world = await make_world(sessions)
+    # Open with no paper submitted: back to draft and forward again, unasked.
+    await change(world, "ivo", Phase.draft)
+    await change(world, "ivo", Phase.open)
+    await submit_papers(world, ("ada",))
+    from services.errors import ConfirmationRequired
+
+    with pytest.raises(ConfirmationRequired) as hiding:
+        await change(world, "ivo", Phase.draft)
+    assert any("1 submitted paper(s) are kept" in c for c in hiding.value.consequences)
+    await submit_papers(world, ("ben", "chen", "dara"))
+    await change(world, "ivo", Phase.review)
+    await change(world, "ivo", Phase.feedback)  # no review submitted: nothing to confirm
+    await change(world, "ivo", Phase.review)
+    await change(world, "ivo", Phase.feedback)
+    await change(world, "ivo", Phase.closed)
+    assigned, _ = await change(world, "ivo", Phase.feedback)  # reopening hides nothing
+    assert assigned.phase is Phase.feedback

@@ -80,7 +80,7 @@ async def test_a_blank_thread_title_keeps_the_body(
     assert threads == []
 
 
-async def test_phase_buttons_ask_first_and_a_step_back_over_submitted_reviews_needs_a_tick(
+async def test_phase_buttons_say_what_they_do_and_a_step_back_over_submitted_work_needs_a_tick(
     people: People, sessions: async_sessionmaker[AsyncSession]
 ) -> None:
     a, c = await cohort_with_people(people, sessions)
@@ -104,11 +104,21 @@ async def test_phase_buttons_ask_first_and_a_step_back_over_submitted_reviews_ne
         f"/api/v1/review-tasks/{task}/review", json=review_body(0, submit=True)
     )
     assert saved.status_code == 200, saved.text
+    # The dashboard's buttons say which way they go and what each does.
+    dashboard = (await c["ivo"].get(f"/assignments/{a}/review-dashboard")).text
+    assert "Forward to feedback →" in dashboard and "← Back to open" in dashboard
+    assert "A step back over submitted work (you confirm on the next page)" in dashboard
+    assert "Authors read the 1 submitted review(s)" in dashboard
+    asked = await c["ivo"].post(url, data={"phase": "open"})
+    assert "Step back to open?" in asked.text
+    assert "4 submitted paper(s) reopen" in asked.text
+    assert "affects 4 submitted paper(s) and 1 submitted review(s)" in asked.text
     refused = await c["ivo"].post(url, data={"phase": "open", "confirmed": "yes"})
-    assert refused.status_code == 422
-    assert "1 submitted review" in field_error(refused.text, "understood")
+    assert refused.status_code == 409  # like the API's confirmation_required
+    assert "1 submitted review" in field_error(refused.text, "confirm")
+    assert 'aria-describedby="confirm-error" aria-invalid="true"' in refused.text
     assert (await c["ivo"].get(base)).json()["phase"] == "review"
-    back = await c["ivo"].post(url, data={"phase": "open", "confirmed": "yes", "understood": "on"})
+    back = await c["ivo"].post(url, data={"phase": "open", "confirmed": "yes", "confirm": "on"})
     assert back.status_code == 303
     assert (await c["ivo"].get(base)).json()["phase"] == "open"
 

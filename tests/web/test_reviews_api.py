@@ -144,6 +144,21 @@ async def test_the_whole_review_round_through_the_api(
     check(doc, f"{P}/stance", "get", student_stance)
     assert student_stance.json()["papers"] is None
 
+    # Back to review would take 8 submitted reviews away from their authors: asked first.
+    back = await c["ivo"].put(f"{base}/phase", json={"phase": "review"})
+    check(doc, f"{P}/phase", "put", back)
+    assert back.status_code == 409
+    problem = back.json()
+    assert problem["code"] == "confirmation_required"
+    assert "affects 4 submitted paper(s) and 8 submitted review(s)" in problem["detail"]
+    assert any("no longer see the 8 submitted review(s)" in s for s in problem["consequences"])
+    assert (await c["ivo"].get(base)).json()["phase"] == "feedback"
+    confirmed = await c["ivo"].put(f"{base}/phase", json={"phase": "review", "confirm": True})
+    check(doc, f"{P}/phase", "put", confirmed)
+    assert confirmed.json()["phase"] == "review"
+    forward = await c["ivo"].put(f"{base}/phase", json={"phase": "feedback"})
+    assert forward.status_code == 200  # forward needs no confirmation
+
     code = alloc.json()["papers"][0]["paper"].removeprefix("Paper ")
     no_reason = await c["mona"].post(
         f"{base}/reveals", json={"paper": code, "target": "author", "reason": ""}

@@ -84,7 +84,7 @@ async def create_assignment(request: Request) -> Response:
         )
         assert assignment.id is not None
         detail = await assignments.get_assignment(session, actor=actor, assignment_id=assignment.id)
-        view = assignments.present_assignment(detail, actor=actor)
+        view = await assignments.assignment_view(session, actor=actor, detail=detail)
     location = request.url_for("api:assignments:detail", assignment=str(view.id)).path
     return json_response(view, status_code=201, headers={"Location": location})
 
@@ -94,7 +94,7 @@ async def assignment_detail(request: Request) -> Response:
         detail = await assignments.get_assignment(
             session, actor=actor, assignment_id=request.path_params["assignment"]
         )
-        return json_response(assignments.present_assignment(detail, actor=actor))
+        return json_response(await assignments.assignment_view(session, actor=actor, detail=detail))
 
 
 class AssignmentSettings(BaseModel):
@@ -127,7 +127,7 @@ async def update_assignment(request: Request) -> Response:
         detail = await assignments.get_assignment(
             session, actor=actor, assignment_id=request.path_params["assignment"]
         )
-        return json_response(assignments.present_assignment(detail, actor=actor))
+        return json_response(await assignments.assignment_view(session, actor=actor, detail=detail))
 
 
 async def openapi_document(request: Request) -> Response:

@@ -623,7 +623,7 @@ class CopyRequest(BaseModel):
 async def _assignment_view(request: Request, assignment_id: int) -> Any:
     async with unit_of_work(request) as (session, actor):
         detail = await assignments.get_assignment(session, actor=actor, assignment_id=assignment_id)
-        return assignments.present_assignment(detail, actor=actor)
+        return await assignments.assignment_view(session, actor=actor, detail=detail)
 
 
 async def api_questions(request: Request) -> Response:
@@ -663,6 +663,6 @@ async def api_copy(request: Request) -> Response:
         )  # fmt: skip
         assert copy.id is not None
         detail = await assignments.get_assignment(session, actor=actor, assignment_id=copy.id)
-        view = assignments.present_assignment(detail, actor=actor)
+        view = await assignments.assignment_view(session, actor=actor, detail=detail)
     location = request.url_for("api:assignments:detail", assignment=str(view.id)).path
     return json_response(view, status_code=201, headers={"Location": location})

@@ -3,10 +3,12 @@ the per-viewer view. Nothing here decides who may see a name; the presenters did
 
 from __future__ import annotations
 
+import logging
 import secrets
 import weakref
 from collections import OrderedDict
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 import orjson
@@ -26,14 +28,16 @@ from services import (
     question_threads,
     search,
     thread_reading,
+    visits,
 )
+from services.db import transaction, unavailability
 from services.errors import DomainError, Invalid, NotFound, Problem
-from services.models import Event, FlagReason
+from services.models import Event, FlagReason, utcnow
 from services.policy import Actor
 from services.views import PostView
 from web import idempotency as idempotent
 from web import live
-from web.context import session_state, templates_of, unit_of_work
+from web.context import session_state, sessions_of, templates_of, unit_of_work
 from web.endpoints.pages import (
     Refusal,
     form_field,
@@ -47,6 +51,8 @@ from web.endpoints.pages import (
 from web.endpoints.parsing import query_number, read_model, whole_number
 from web.ratelimit import FLAG, POST, SEARCH, rate_limits_of
 from web.responses import ORJSONResponse, json_response
+
+logger = logging.getLogger(__name__)
 
 
 class ThreadCreate(BaseModel):
@@ -102,6 +108,22 @@ def _thread_query(request: Request) -> dict[str, Any]:
     }
 
 
+async def _mark_read(request: Request, actor: Actor, thread_id: str, read_at: datetime) -> None:
+    """The reader has now read the thread as it stood at `read_at` (when the request began,
+    so a post that came in while the page was read stays new). A unit of work of its own,
+    after the read one: reading never takes the write lock. A busy or unreachable database
+    costs the mark, never the page that was already read."""
+    if request.method != "GET" or actor.user_id is None:
+        return
+    try:
+        async with transaction(sessions_of(request)) as session:
+            await visits.record_visit(session, actor=actor, thread_id=thread_id, read_at=read_at)
+    except Exception as error:
+        if unavailability(error) is None:
+            raise
+        logger.warning("thread visit not recorded: the database is %s", unavailability(error))
+
+
 # --- JSON API ------------------------------------------------------------------------------
 
 
@@ -151,10 +173,12 @@ async def api_create_thread(request: Request) -> Response:
 
 async def api_thread(request: Request) -> Response:
     query = _thread_query(request)
+    began = utcnow()
     async with unit_of_work(request) as (session, actor):
         view = await thread_reading.read_thread(
             session, actor=actor, thread_id=request.path_params["thread"], **query
         )
+    await _mark_read(request, actor, view["id"], began)
     return ORJSONResponse(view)
 
 
@@ -398,12 +422,14 @@ async def thread_create_form(request: Request) -> Response:
 
 async def thread_page(request: Request) -> Response:
     query = _thread_query(request)
+    began = utcnow()
     async with page_unit(request) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         view = await thread_reading.read_thread(
             session, actor=caller.actor, thread_id=request.path_params["thread"], **query
         )
+    await _mark_read(request, caller.actor, view["id"], began)
     urls = _urls(request, view["id"])
     # This page's query, for the no-JavaScript Reply and Flag buttons (a GET form that adds
     # reply_to=ID or flag=ID).

@@ -197,6 +197,7 @@ async def gallery_page(request: Request) -> Response:
         "exemplars.html",
         {
             "assignment": view,
+            "cohort": detail.cohort,
             "groups": _groups(views, view, filtered=whole or question_id is not None),
             "question": question,
             "whole": whole,

@@ -273,7 +273,7 @@ async def assignment_page(request: Request) -> Response:
         detail = await assignments.get_assignment(
             session, actor=actor, assignment_id=request.path_params["assignment"]
         )
-        view = assignments.present_assignment(detail, actor=actor)
+        view = await assignments.assignment_view(session, actor=actor, detail=detail)
         cohort = cohorts.present_cohort(detail.cohort, actor=actor)
         due = await reviews.whats_due(session, actor=actor, assignment=detail.assignment)
     return render_page(

@@ -92,6 +92,13 @@ class RevealRequest(BaseModel):
 
 class PhaseChange(BaseModel):
     phase: Phase
+    confirm: bool = Field(
+        default=False,
+        description="Required (true) for a step back over submitted work: feedback → "
+        "review with submitted reviews, review → open with submitted papers or reviews, "
+        "open → draft with submitted papers. Without it such a step is refused (409 "
+        "`confirmation_required`, whose `consequences` say what it would do).",
+    )
 
 
 NAMED = (
@@ -311,8 +318,9 @@ async def api_phase(request: Request) -> Response:
     data = await read_model(request, PhaseChange)
     async with unit_of_work(request) as (session, actor):
         assignment, made = await phases.change_phase(
-            session, actor=actor, assignment_id=_assignment_id(request), phase=data.phase
-        )
+            session, actor=actor, assignment_id=_assignment_id(request), phase=data.phase,
+            confirm=data.confirm,
+        )  # fmt: skip
         view = PhaseView(
             assignment_id=assignment.id or 0, phase=assignment.phase, tasks_created=len(made)
         )
@@ -478,13 +486,22 @@ async def dashboard_page(
         if confirm is not None and not can_phase:
             raise NotFound("No such assignment.")
     done = alloc.completion
+    work = phases.Impact(
+        submitted_papers=done.papers, submitted_reviews=done.submitted,
+        unfinished_reviews=done.started + done.assigned,
+    )  # fmt: skip
     moves = [
         PhaseMove(
             phase=p, back=phases.is_step_back(alloc.phase, p),
             consequences=phases.consequences(
                 alloc.phase, p, reviews_per_paper=alloc.reviews_per_paper,
-                submitted_reviews=done.submitted, unfinished_reviews=done.started + done.assigned,
+                submitted_reviews=work.submitted_reviews,
+                unfinished_reviews=work.unfinished_reviews,
+                submitted_papers=work.submitted_papers,
             ),
+            needs_confirmation=phases.needs_confirmation(alloc.phase, p, work),
+            submitted_papers=work.submitted_papers,
+            submitted_reviews=work.submitted_reviews,
         )
         for p in (phases.allowed_moves(alloc.phase) if can_phase else [])
     ]  # fmt: skip
@@ -516,6 +533,10 @@ class PhaseMove:
     phase: Phase
     back: bool
     consequences: list[str]
+    # A step back over submitted work: the confirmation box must be ticked.
+    needs_confirmation: bool = False
+    submitted_papers: int = 0
+    submitted_reviews: int = 0
 
 
 def _user_id(form: FormData, name: str) -> int:
@@ -611,8 +632,8 @@ async def exclude_form(request: Request) -> Response:
 
 async def phase_form(request: Request) -> Response:
     """A phase button asks first: the dashboard shows what the move does, and only its
-    "Yes" button (confirmed=yes) moves. A step back over submitted reviews also needs the
-    instructor to tick that they understand."""
+    "Yes" button (confirmed=yes) moves. A step back over submitted work also needs the
+    instructor to tick the box that says what it affects (the service's `confirm`)."""
     form = await request.form()
     try:
         phase = Phase(form_field(form, "phase"))
@@ -622,19 +643,10 @@ async def phase_form(request: Request) -> Response:
         return await dashboard_page(request, confirm=phase, form=form)
     try:
         async with page_unit(request, form) as (session, caller):
-            model = await policy.access_assignment(
-                session, actor=caller.actor, assignment_id=_assignment_id(request)
-            )
-            back = phases.is_step_back(model.phase, phase)
-            if back and form_field(form, "understood") != "on":
-                done = await stance.completion(session, assignment_id=_assignment_id(request))
-                if done.submitted:
-                    raise Invalid(problems=[Problem(
-                        f"tick this box to step back over {done.submitted} submitted "
-                        "review(s)", field="understood")])  # fmt: skip
             _, made = await phases.change_phase(
-                session, actor=caller.actor, assignment_id=_assignment_id(request), phase=phase
-            )
+                session, actor=caller.actor, assignment_id=_assignment_id(request),
+                phase=phase, confirm=form_field(form, "confirm") == "on",
+            )  # fmt: skip
     except DomainError as error:
         return await keep_input(request, dashboard_page, form, error)
     path = request.app.url_path_for("reviews:dashboard", assignment=str(_assignment_id(request)))

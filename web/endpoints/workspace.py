@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.requests import Request
 from starlette.responses import Response
 
-from services import events, workspace
+from services import events, policy, workspace
 from services.errors import NotFound
 from services.models import Event
 from services.policy import Actor
@@ -69,7 +69,10 @@ async def workspace_page(request: Request) -> Response:
         view = await workspace.overview(
             session, actor=caller.actor, assignment_id=request.path_params["assignment"]
         )
-    return render_page(request, "workspace.html", {"w": view, "charts": _charts(view)})
+        cohort = await policy.access_cohort(session, actor=caller.actor, slug=view.cohort)
+    return render_page(
+        request, "workspace.html", {"w": view, "cohort": cohort, "charts": _charts(view)}
+    )
 
 
 class WorkspaceFanout:
