@@ -1,0 +1,158 @@
+"""Fixtures for the LTI Advantage tests: the tool served by uvicorn on a loopback port (the
+platform fetches its key set over HTTP), and an AdvantagePlatform registered with it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.applications import Starlette
+
+from services import lti
+from services.db import transaction
+from services.lti_advantage import AdvantageClient
+from services.models import Cohort, LtiContext, LtiContextServices
+from services.policy import Actor
+from tests.conftest import TEST_SECRET, make_settings
+from tests.lti.advantage_platform import AGS, NRPS_SCOPE, AdvantagePlatform, serve_platform
+from tests.lti.platform import FakePlatform, auth_request
+from web.app import create_app
+
+NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
+AGS_CLAIM = "https://purl.imsglobal.org/spec/lti-ags/claim/endpoint"
+COURSE = "course-adv-1"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class Tool:
+    url: str
+    app: Starlette
+
+    @property
+    def client(self) -> AdvantageClient:
+        client: AdvantageClient = self.app.state.lti_services
+        return client
+
+
+@pytest.fixture
+def tool_settings() -> dict[str, Any]:
+    """Overrides for the served tool's settings (a test may turn the LTI job on)."""
+    return {"PEERBOARD_LTI_TICK_SECONDS": 0}
+
+
+@pytest.fixture
+async def tool(database_url: str, tool_settings: dict[str, Any]) -> AsyncIterator[Tool]:
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    app = create_app(make_settings(database_url, PEERBOARD_BASE_URL=url, **tool_settings))
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    for _ in range(200):
+        if server.started:
+            break
+        await asyncio.sleep(0.05)
+    try:
+        yield Tool(url, app)
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
+
+
+@pytest.fixture
+async def lms(
+    tool: Tool, sessions: async_sessionmaker[AsyncSession]
+) -> AsyncIterator[AdvantagePlatform]:
+    with serve_platform(f"{tool.url}/lti/jwks.json") as platform:
+        async with transaction(sessions) as session:
+            await lti.register_platform(
+                session, actor=Actor.system(), secret=TEST_SECRET,
+                spec=lti.PlatformSpec(
+                    issuer=platform.issuer, client_id=platform.client_id,
+                    auth_login_url=f"{platform.issuer}/auth",
+                    token_url=f"{platform.issuer}/token", jwks_url=f"{platform.issuer}/jwks",
+                    deployment_ids=[platform.deployment_id], name="Loopback LMS",
+                ),
+            )  # fmt: skip
+        yield platform
+
+
+def signer(lms: AdvantagePlatform) -> FakePlatform:
+    """The launch side of the platform (claims, signatures) over the same keys."""
+    return FakePlatform(
+        issuer=lms.issuer, client_id=lms.client_id, deployment_id=lms.deployment_id,
+        keys=lms.keys,
+    )  # fmt: skip
+
+
+def service_claims(lms: AdvantagePlatform, course: str = COURSE) -> dict[str, Any]:
+    return {
+        NRPS_CLAIM: {
+            "context_memberships_url": lms.memberships_url(course),
+            "service_versions": ["2.0"],
+        },
+        AGS_CLAIM: {
+            "scope": [AGS + "lineitem", AGS + "result.readonly", AGS + "score"],
+            "lineitems": lms.lineitems_url(course),
+        },
+    }
+
+
+async def launch(
+    client: httpx.AsyncClient, tool: Tool, lms: AdvantagePlatform, *, sub: str, roles: list[str],
+    name: str = "Test Person", course: str = COURSE, services: bool = True, **claims: Any,
+) -> httpx.Response:  # fmt: skip
+    """A full LTI launch of `client` (a browser) into the served tool."""
+    fake = signer(lms)
+    login = await client.get(
+        f"{tool.url}/lti/login",
+        params=fake.login_params(target_link_uri=f"{tool.url}/lti/launch"),
+    )
+    assert login.status_code == 302, login.text[:300]
+    request = auth_request(login.headers["location"])
+    extra = {**(service_claims(lms, course) if services else {}), **claims}
+    token = fake.sign(
+        fake.claims(nonce=request["nonce"], sub=sub, roles=roles, name=name, context_id=course,
+                    **extra)
+    )  # fmt: skip
+    return await client.post(
+        f"{tool.url}/lti/launch", data={"id_token": token, "state": request["state"]}
+    )
+
+
+async def course_services(
+    sessions: async_sessionmaker[AsyncSession], course: str = COURSE
+) -> tuple[LtiContextServices, Cohort]:
+    async with transaction(sessions, write=False) as session:
+        context = await session.scalar(select(LtiContext).where(LtiContext.context_id == course))
+        assert context is not None
+        row = await session.scalar(
+            select(LtiContextServices).where(LtiContextServices.context_pk == context.id)
+        )
+        cohort = await session.get(Cohort, context.cohort_id)
+        assert row is not None and cohort is not None
+        return row, cohort
+
+
+def csrf_of(html: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert found is not None, "no CSRF token on the page"
+    return found.group(1)
+
+
+__all__ = ["AGS", "NRPS_SCOPE"]
