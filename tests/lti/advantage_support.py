@@ -20,11 +20,12 @@ from starlette.applications import Starlette
 from services import lti
 from services.db import transaction
 from services.lti_advantage import AdvantageClient
+from services.lti_roster import SyncOutcome, sync_course
 from services.models import Cohort, LtiContext, LtiContextServices
 from services.policy import Actor
 from tests.conftest import TEST_SECRET, make_settings
 from tests.lti.advantage_platform import AGS, NRPS_SCOPE, AdvantagePlatform, serve_platform
-from tests.lti.platform import FakePlatform, auth_request
+from tests.lti.platform import INSTRUCTOR, FakePlatform, auth_request
 from web.app import create_app
 
 NRPS_CLAIM = "https://purl.imsglobal.org/spec/lti-nrps/claim/namesroleservice"
@@ -153,6 +154,31 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found is not None, "no CSRF token on the page"
     return found.group(1)
+
+
+STUDENTS = {"s-ada": "Ada Lovelace", "s-ben": "Ben Okri", "s-chen": "Chen Wei",
+            "s-dara": "Dara Ni", "s-eli": "Eli Roth", "s-fay": "Fay Wu"}  # fmt: skip
+
+
+async def sync(tool: Tool, sessions: async_sessionmaker[AsyncSession]) -> SyncOutcome:
+    row, _ = await course_services(sessions)
+    assert row.id is not None
+    return await sync_course(sessions, tool.client, services_id=row.id, secret=TEST_SECRET)
+
+
+async def start_course(
+    tool: Tool, lms: AdvantagePlatform, sessions: async_sessionmaker[AsyncSession]
+) -> tuple[httpx.AsyncClient, int]:
+    """The instructor launches (the cohort is made); the LMS's roster has everyone."""
+    lms.rosters[COURSE] = [lms.member("t-ivo", "Ivo Teacher", "Instructor")] + [
+        lms.member(sub, name) for sub, name in STUDENTS.items()
+    ]
+    browser = httpx.AsyncClient()
+    response = await launch(browser, tool, lms, sub="t-ivo", roles=[INSTRUCTOR], name="Ivo Teacher")
+    assert response.status_code == 303, response.text[:500]
+    _, cohort = await course_services(sessions)
+    assert cohort.id is not None
+    return browser, cohort.id
 
 
 __all__ = ["AGS", "NRPS_SCOPE"]

@@ -16,7 +16,6 @@ from sqlmodel import col
 from services import papers
 from services.db import transaction
 from services.lti_advantage import AdvantageClient
-from services.lti_roster import sync_course
 from services.models import (
     Membership,
     MembershipSource,
@@ -29,14 +28,19 @@ from services.models import (
 )
 from tests.conftest import TEST_SECRET
 from tests.lti.advantage_platform import AdvantagePlatform
-from tests.lti.advantage_support import COURSE, Tool, course_services, csrf_of, launch
-from tests.lti.platform import INSTRUCTOR, LEARNER
+from tests.lti.advantage_support import (
+    COURSE,
+    STUDENTS,
+    Tool,
+    course_services,
+    csrf_of,
+    launch,
+    start_course,
+    sync,
+)
+from tests.lti.platform import LEARNER
 from tests.review_support import ReviewWorld, import_review_assignment, paper_text, set_phase
 from web import lti_jobs
-
-STUDENTS = {"s-ada": "Ada Lovelace", "s-ben": "Ben Okri", "s-chen": "Chen Wei",
-            "s-dara": "Dara Ni", "s-eli": "Eli Roth", "s-fay": "Fay Wu"}  # fmt: skip
-
 
 Roster = dict[str, tuple[Role, MembershipSource, str, str | None]]
 
@@ -49,27 +53,6 @@ async def roster_of(sessions: async_sessionmaker[AsyncSession], cohort_id: int) 
             .where(Membership.cohort_id == cohort_id)
         )
         return {sub: (role, source, name, email) for sub, role, source, name, email in rows.all()}
-
-
-async def sync(tool: Tool, sessions: async_sessionmaker[AsyncSession]) -> Any:
-    row, _ = await course_services(sessions)
-    assert row.id is not None
-    return await sync_course(sessions, tool.client, services_id=row.id, secret=TEST_SECRET)
-
-
-async def start_course(
-    tool: Tool, lms: AdvantagePlatform, sessions: async_sessionmaker[AsyncSession]
-) -> tuple[httpx.AsyncClient, int]:
-    """The instructor launches (the cohort is made); the LMS's roster has everyone."""
-    lms.rosters[COURSE] = [lms.member("t-ivo", "Ivo Teacher", "Instructor")] + [
-        lms.member(sub, name) for sub, name in STUDENTS.items()
-    ]
-    browser = httpx.AsyncClient()
-    response = await launch(browser, tool, lms, sub="t-ivo", roles=[INSTRUCTOR], name="Ivo Teacher")
-    assert response.status_code == 303, response.text[:500]
-    _, cohort = await course_services(sessions)
-    assert cohort.id is not None
-    return browser, cohort.id
 
 
 async def test_a_launch_remembers_the_services_and_the_job_reads_the_roster_later(
