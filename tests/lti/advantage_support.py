@@ -182,3 +182,74 @@ async def start_course(
 
 
 __all__ = ["AGS", "NRPS_SCOPE"]
+
+
+async def seed_lms_course(session: AsyncSession, *, assignment_id: int) -> None:
+    """Make the assignment's cohort an LMS course with a read roster and sent scores, so
+    the pages show their LTI parts (the accessibility test's demo uses it)."""
+    from services import lti_grades
+    from services.models import Assignment, LtiDeployment, LtiScorePost, Membership, Role, utcnow
+
+    assignment = await session.get(Assignment, assignment_id)
+    assert assignment is not None
+    issuer = "https://lms.demo.example"
+    platform = await lti.register_platform(
+        session, actor=Actor.system(), secret=TEST_SECRET,
+        spec=lti.PlatformSpec(
+            issuer=issuer, client_id="demo", auth_login_url=f"{issuer}/auth",
+            token_url=f"{issuer}/token", jwks_url=f"{issuer}/jwks", deployment_ids=["d"],
+        ),
+    )  # fmt: skip
+    deployment = await session.scalar(
+        select(LtiDeployment).where(LtiDeployment.platform_id == platform.id)
+    )
+    assert deployment is not None and deployment.id is not None
+    context = LtiContext(deployment_id=deployment.id, context_id="demo-course",
+                         cohort_id=assignment.cohort_id)  # fmt: skip
+    session.add(context)
+    await session.flush()
+    assert context.id is not None
+    now = utcnow()
+    session.add(
+        LtiContextServices(
+            context_pk=context.id,
+            memberships_url=f"{issuer}/memberships",
+            lineitems_url=f"{issuer}/lineitems",
+            updated_at=now,
+            last_sync_at=now,
+            last_sync_ok=True,
+            last_sync_added=3,
+            last_sync_removed=1,
+        )
+    )
+    await lti_grades.save_grading(
+        session, actor=Actor.system(), assignment_id=assignment_id,
+        weights={"paper": 60, "reviews": 40}, enabled=True,
+    )  # fmt: skip
+    students = (
+        await session.execute(
+            select(Membership.user_id).where(
+                Membership.cohort_id == assignment.cohort_id, Membership.role == Role.student
+            )
+        )
+    ).scalars()
+    for i, user_id in enumerate(students):
+        session.add(
+            LtiScorePost(
+                assignment_id=assignment_id,
+                user_id=user_id,
+                context_pk=context.id,
+                payload="{}",
+                score_given=60.0,
+                score_maximum=100,
+                reason="open closed",
+                status="sent" if i % 2 == 0 else "pending",
+                attempts=1 + i % 2,
+                response_status=200 if i % 2 == 0 else 500,
+                last_error="" if i % 2 == 0 else "The LMS failed (HTTP 500).",
+                sent_at=now if i % 2 == 0 else None,
+                created_at=now,
+                next_attempt_at=now,
+            )
+        )
+    await session.flush()

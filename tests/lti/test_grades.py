@@ -37,6 +37,7 @@ from tests.review_support import (
     set_phase,
     tasks_of,
 )
+from tests.web.test_openapi import check
 
 
 async def course_with_assignment(
@@ -325,4 +326,37 @@ async def test_without_a_gradebook_service_sending_says_what_to_do(
         headers={"x-csrf-token": csrf_of(page.text)},
     )
     assert answer.status_code == 422 and "Assignment and Grade Services" in answer.text
+    await browser.aclose()
+
+
+async def test_the_grades_api_answers_as_its_openapi_document_says(
+    tool: Tool, lms: AdvantagePlatform, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    browser, world, _ = await course_with_assignment(tool, lms, sessions)
+    doc = (await browser.get(f"{tool.url}/api/v1/openapi.json")).json()
+    page = await browser.get(f"{tool.url}/assignments/{world.assignment_id}/grades")
+    headers = {"x-csrf-token": csrf_of(page.text)}
+    base = f"{tool.url}/api/v1/assignments/{world.assignment_id}"
+    path = "/api/v1/assignments/{assignment}"
+    check(doc, path + "/grading", "get", await browser.get(base + "/grading"))
+    check(
+        doc,
+        path + "/grading/send",
+        "post",
+        await browser.post(base + "/grading/send", headers=headers),
+    )  # 422: nothing chosen
+    bad = await browser.put(base + "/grading", json={"enabled": "yes"}, headers=headers)
+    assert bad.status_code == 422
+    check(doc, path + "/grading", "put", bad)
+    saved = await browser.put(
+        base + "/grading", json={"enabled": True, "weights": {"paper": 10}}, headers=headers
+    )
+    check(doc, path + "/grading", "put", saved)
+    sent = await browser.post(base + "/grading/send", headers=headers)
+    assert sent.status_code == 202 and sent.json() == {"queued": 6, "not_from_lms": 0}
+    check(doc, path + "/grading/send", "post", sent)
+    check(doc, path + "/gradebook", "get", await browser.get(base + "/gradebook"))
+    missing = await browser.get(f"{tool.url}/api/v1/assignments/999999/gradebook")
+    assert missing.status_code == 404
+    check(doc, path + "/gradebook", "get", missing)
     await browser.aclose()

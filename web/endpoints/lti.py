@@ -22,7 +22,7 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from services import lti, lti_keys
+from services import lti, lti_advantage, lti_keys
 from services.db import transaction
 from services.errors import Invalid, NotFound, Problem
 from services.lti import LaunchRefused, PlatformSpec
@@ -341,7 +341,7 @@ def tool_configuration(base: str) -> dict[str, Any]:
         "client_name": "Peerboard",
         "jwks_uri": f"{base}/lti/jwks.json",
         "token_endpoint_auth_method": "private_key_jwt",
-        "scope": NRPS_SCOPE,
+        "scope": " ".join(lti_advantage.TOOL_SCOPES),  # roster and grades (LTI Advantage)
         TOOL_CONFIGURATION: {
             "domain": host,
             "target_link_uri": f"{base}/lti/launch",
