@@ -173,7 +173,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 )
                 lti_job = (
                     asyncio.create_task(
-                        lti_jobs.run_forever(sessions, app.state.lti_services, settings),
+                        lti_jobs.run_forever(
+                            sessions, app.state.lti_services, settings, app.state.lti_wake
+                        ),
                         name="lti-services",
                     )
                     if settings.lti_tick_seconds
@@ -223,6 +225,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.oauth = make_oauth(settings)
     app.state.lti = LtiRuntime()  # LTI platforms' key sets, cached per app
     app.state.lti_services = AdvantageClient()  # LTI Advantage access tokens, cached per app
+    app.state.lti_wake = asyncio.Event()  # a launch asks the LTI job for a round now
     app.state.rate_limits = RateLimits(settings.redis_url, settings.rate_limits)
     app.state.openapi = build_document(
         [

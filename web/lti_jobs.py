@@ -7,6 +7,7 @@ the work through leases (one sync per course, one delivery per score)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from datetime import timedelta
 
@@ -41,11 +42,23 @@ async def run_once(
         pass
 
 
+def wake(request: Request) -> None:
+    """Run the job's next round now (a launch asked for a roster sync): the launch itself
+    never waits for the LMS."""
+    event: asyncio.Event = request.app.state.lti_wake
+    event.set()
+
+
 async def run_forever(
-    sessions: async_sessionmaker[AsyncSession], client: AdvantageClient, settings: Settings
+    sessions: async_sessionmaker[AsyncSession],
+    client: AdvantageClient,
+    settings: Settings,
+    woken: asyncio.Event,
 ) -> None:
     while True:
-        await asyncio.sleep(settings.lti_tick_seconds)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(woken.wait(), timeout=settings.lti_tick_seconds)
+        woken.clear()
         try:
             await run_once(sessions, client, settings)
         except Exception:  # a failed round is retried next time; the app keeps serving

@@ -344,3 +344,22 @@ async def test_the_sync_roster_now_button(
     assert refused.status_code == 404
     await student.aclose()
     await browser.aclose()
+
+
+@pytest.mark.parametrize("tool_settings", [{"PEERBOARD_LTI_TICK_SECONDS": 3600}])
+async def test_a_stale_launch_has_the_roster_read_in_the_background(
+    tool: Tool, lms: AdvantagePlatform, sessions: async_sessionmaker[AsyncSession],
+    tool_settings: dict[str, Any],
+) -> None:  # fmt: skip
+    """The app's LTI job (running, its schedule an hour away) is woken by the launch: the
+    roster arrives without anyone pressing a button (the launch itself only marks it:
+    see the first test, where the job is off)."""
+    browser, cohort_id = await start_course(tool, lms, sessions)
+    await browser.aclose()
+    for _ in range(300):
+        if len(await roster_of(sessions, cohort_id)) == 7:
+            break
+        await asyncio.sleep(0.05)
+    assert set(await roster_of(sessions, cohort_id)) == {"t-ivo", *STUDENTS}
+    row, _ = await course_services(sessions)
+    assert row.last_sync_ok is True and row.sync_requested_at is None

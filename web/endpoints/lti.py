@@ -28,6 +28,7 @@ from services.errors import Invalid, NotFound, Problem
 from services.lti import LaunchRefused, PlatformSpec
 from services.models import LtiPlatform
 from services.policy import Actor
+from web import lti_jobs
 from web.context import sessions_of, settings_of, templates_of
 from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
 from web.lti import LtiRuntime
@@ -214,6 +215,7 @@ async def launch(request: Request) -> Response:
         lti.check_claims(claims, platform=platform, nonce=row.nonce)
         async with transaction(sessions_of(request)) as session:
             result = await lti.complete_launch(session, platform=platform, claims=claims)
+        lti_jobs.wake(request)  # a stale roster is read in the background (lti_roster)
     except LaunchRefused as exc:
         response = _refused(request, exc, status=403 if exc.detail == "no role" else 400)
         response.headers.append("set-cookie", _binding_cookie(request, label, "", max_age=0))
