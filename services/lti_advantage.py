@@ -331,7 +331,7 @@ class AdvantageClient:
                 and item.get("resourceId") == resource_id
                 and isinstance(item.get("id"), str)
             ):
-                return str(item["id"])
+                return _line_item_url(str(item["id"]), lineitems_url)
         return None
 
     async def create_line_item(
@@ -346,7 +346,7 @@ class AdvantageClient:
         made = _json_object(response, "line item")
         if not isinstance(made.get("id"), str) or not made["id"]:
             raise BadAnswer("The LMS's new line item had no id.", status=response.status_code)
-        return str(made["id"])
+        return _line_item_url(str(made["id"]), lineitems_url)
 
     async def post_score(
         self, registration: Registration, lineitem_url: str, *, body: bytes
@@ -355,6 +355,14 @@ class AdvantageClient:
             registration, (AGS_SCORE_SCOPE,), "POST", scores_url(lineitem_url),
             accept="application/json", body=body, content_type=SCORE_TYPE,
         )  # fmt: skip
+
+
+def _line_item_url(url: str, lineitems_url: str) -> str:
+    """A line item's URL, which must live beside the line items service: our bearer
+    tokens go there with each score."""
+    if len(url) > 1000 or not _same_origin(url, lineitems_url):
+        raise BadAnswer("The LMS's line item points to another site.", status=200)
+    return url
 
 
 def _json_object(response: httpx.Response, what: str) -> dict[str, Any]:

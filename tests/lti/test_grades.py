@@ -37,7 +37,9 @@ from tests.review_support import (
     set_phase,
     tasks_of,
 )
+from tests.web.canary_support import canary, route_names
 from tests.web.test_openapi import check
+from web import routes_lti_services
 
 
 async def course_with_assignment(
@@ -262,9 +264,9 @@ async def test_nothing_sent_to_the_platform_says_who_reviewed_whom(
         (r.path, json.dumps(r.headers) + r.body.decode("utf-8", "replace")) for r in lms.requests
     ]
     for person in people:
-        for canary in (person.display_name, person.email or "\x00none"):
-            leaks = [path for path, text in seen if canary in text]
-            assert leaks == [], f"{canary!r} was sent to the platform: {leaks}"
+        for value in (person.display_name, person.email or "\x00none"):
+            leaks = [path for path, text in seen if value in text]
+            assert leaks == [], f"{value!r} was sent to the platform: {leaks}"
     subjects = {p.subject for p in people}
     for score in lms.scores:
         text = json.dumps(score)
@@ -360,3 +362,69 @@ async def test_the_grades_api_answers_as_its_openapi_document_says(
     assert missing.status_code == 404
     check(doc, path + "/gradebook", "get", missing)
     await browser.aclose()
+
+
+async def test_the_new_routes_show_a_student_no_classmate_and_staff_no_review_relation(
+    tool: Tool, lms: AdvantagePlatform, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The canary scan of the roster and grades routes (every one of them, for a student
+    and the instructor): a student meets 404s that carry no classmate's name, e-mail or
+    subject; staff see students' own numbers, and no reviewer ever beside a paper."""
+    canaries = {f"s-{canary('sub')}": f"{canary('Given')} {canary('Family')}" for _ in range(4)}
+    lms.rosters[COURSE] = [lms.member("t-ivo", "Ivo Teacher", "Instructor")] + [
+        lms.member(sub, name) for sub, name in canaries.items()
+    ]
+    teacher = httpx.AsyncClient()
+    assert (await launch(teacher, tool, lms, sub="t-ivo", roles=[INSTRUCTOR])).status_code == 303
+    assert (await sync(tool, sessions)).ok
+    _, cohort = await course_services(sessions)
+    async with transaction(sessions) as session:
+        assignment_id = await import_review_assignment(session, slug=cohort.slug, k=2)
+        users = {u.subject: u.id or 0 for u in (await session.execute(select(User))).scalars()}
+    world = ReviewWorld(sessions, assignment_id, {s: users[s] for s in canaries})
+    subs = list(canaries)
+    await write(world, subs, post=subs[:2])
+    saved = await save_grades(tool, teacher, assignment_id, {"paper": "50", "reviews": "50"})
+    assert saved.status_code == 303
+    await set_phase(world, Phase.review)
+    assert (await sender(tool).deliver_due(sessions))["sent"] == 4
+    me = subs[0]
+    student = httpx.AsyncClient()
+    student_launch = await launch(student, tool, lms, sub=me, roles=["Learner"], name=canaries[me])
+    assert student_launch.status_code == 303
+    a = f"/assignments/{assignment_id}"
+    plan = [
+        ("cohorts:members:roster-sync", "POST", f"/cohorts/{cohort.slug}/members/roster-sync"),
+        ("grades:page", "GET", a + "/grades"),
+        ("grades:save", "POST", a + "/grades"),
+        ("grades:send", "POST", a + "/grades/send"),
+        ("api:grading", "GET", "/api/v1" + a + "/grading"),
+        ("api:grading:save", "PUT", "/api/v1" + a + "/grading"),
+        ("api:grading:send", "POST", "/api/v1" + a + "/grading/send"),
+        ("api:gradebook", "GET", "/api/v1" + a + "/gradebook"),
+    ]
+    assert {(n, m) for n, m, _ in plan} == route_names(routes_lti_services)
+    classmates = [v for s, n in canaries.items() if s != me for v in (s, n, f"{s}@lms.example")]
+    for client, who in ((student, "student"), (teacher, "instructor")):
+        token = csrf_of((await client.get(f"{tool.url}/")).text)
+        for name, method, path in plan:
+            kwargs: dict[str, object] = {"headers": {"x-csrf-token": token}}
+            if method != "GET":
+                kwargs["data" if not path.startswith("/api/") else "json"] = (
+                    {"csrf_token": token, "enabled": "on", "weight:paper": "10"}
+                    if not path.startswith("/api/")
+                    else {"enabled": True, "weights": {"paper": 10}}
+                )
+            answer = await client.request(method, f"{tool.url}{path}", **kwargs)  # type: ignore[arg-type]
+            received = json.dumps(dict(answer.headers)) + answer.text
+            if who == "student":
+                assert answer.status_code == 404, (name, answer.status_code)
+                assert [c for c in classmates if c in received] == [], name
+            else:
+                assert answer.status_code < 400, (name, answer.status_code, answer.text[:200])
+    # The instructor's gradebook: each student's own numbers, no paper or reviewer labels.
+    book = (await teacher.get(f"{tool.url}{a}/grades")).text
+    assert all(n in book for n in canaries.values())
+    assert "Reviewer" not in book and "Paper " not in book.replace("Paper submitted", "")
+    await student.aclose()
+    await teacher.aclose()
