@@ -16,6 +16,7 @@ from sqlmodel import col, select
 
 from services import allocation, audit
 from services.cohorts import clean_name
+from services.db import insert_ignore
 from services.errors import Invalid, NotFound, Problem
 from services.models import Cohort, GroupRule, Membership, MembershipSource, Role, User, utcnow
 from services.policy import Actor
@@ -59,19 +60,30 @@ async def find_user(session: AsyncSession, *, issuer: str, subject: str) -> User
     return await session.scalar(select(User).where(User.issuer == issuer, User.subject == subject))
 
 
-async def sign_in(session: AsyncSession, *, identity: VerifiedIdentity) -> User:
-    """Record a verified sign-in: create or refresh the person, then sync group memberships."""
+async def ensure_person(session: AsyncSession, *, identity: VerifiedIdentity) -> User:
+    """Create or refresh the person (issuer, subject) from verified claims: a sign-in, or a
+    course roster from the LMS (whose names and emails are stored like sign-in claims).
+    Created in one statement, so two arrivals of one new person make one row."""
     _check_identity(identity)
-    user = await find_user(session, issuer=identity.issuer, subject=identity.subject)
     name = display_name_for(identity)
     email = identity.email if identity.email and len(identity.email) <= 320 else None
-    if user is None:
-        user = User(issuer=identity.issuer, subject=identity.subject, display_name=name)
-        session.add(user)
-    elif identity.name or identity.email or user.display_name == user.subject:
+    await insert_ignore(
+        session, User, issuer=identity.issuer, subject=identity.subject, display_name=name,
+        email=email, is_administrator=False, created_at=utcnow(),
+    )  # fmt: skip
+    user = await find_user(session, issuer=identity.issuer, subject=identity.subject)
+    assert user is not None
+    if identity.name or identity.email or user.display_name == user.subject:
         user.display_name = name
     if email:
         user.email = email
+    await session.flush()
+    return user
+
+
+async def sign_in(session: AsyncSession, *, identity: VerifiedIdentity) -> User:
+    """Record a verified sign-in: create or refresh the person, then sync group memberships."""
+    user = await ensure_person(session, identity=identity)
     user.last_sign_in_at = utcnow()
     await session.flush()
     await _sync_group_memberships(session, user=user, groups=identity.groups)

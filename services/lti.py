@@ -24,7 +24,7 @@ from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, audit, cohorts, identity, lti_keys
+from services import allocation, audit, cohorts, identity, lti_keys, lti_roster
 from services.db import insert_ignore
 from services.errors import Invalid, NotFound, Problem
 from services.identity import VerifiedIdentity
@@ -540,6 +540,12 @@ async def complete_launch(
     cohort, created = await _cohort_for(session, deployment=deployment, context=context)
     assert cohort.id is not None
     await _give_role(session, cohort=cohort, user_id=user.id, role=role)
+    # LTI Advantage: remember the course's roster and gradebook services (lti_roster).
+    context_row = await _context_row(
+        session, deployment=deployment, context_id=str(context["id"])[:255]
+    )
+    assert context_row is not None
+    await lti_roster.remember_services(session, context=context_row, claims=claims)
     assignment_id = None
     if deep_linking is None:
         assignment_id = await _resource_link(

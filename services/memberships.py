@@ -186,18 +186,33 @@ async def remove_member(session: AsyncSession, *, actor: Actor, slug: str, user_
         actor, cohort, target_user_id=user_id, current=membership.role, new=None
     ):
         raise Invalid("You cannot remove this member.")
-    await session.delete(membership)
-    await audit.record(
-        session,
-        actor=actor,
-        cohort_id=cohort.id,
-        action="member.remove",
-        target_type="user",
-        target_id=user_id,
-        details={"role": membership.role.value},
-    )
+    await remove_memberships(session, actor=actor, cohort=cohort, members=[membership])
+
+
+async def remove_memberships(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    cohort: Cohort,
+    members: list[Membership],
+    action: str = "member.remove",
+) -> None:
+    """The one way out of a cohort (a moderator's removal, the LMS's roster): the
+    memberships go, each is audited, and if a student left, open reviews are re-balanced
+    (their allocations heal) once for all of them. The caller has checked the permission."""
+    for membership in members:
+        await session.delete(membership)
+        await audit.record(
+            session,
+            actor=actor,
+            cohort_id=cohort.id,
+            action=action,
+            target_type="user",
+            target_id=membership.user_id,
+            details={"role": membership.role.value},
+        )
     await session.flush()
-    if membership.role is Role.student:
+    if any(m.role is Role.student for m in members):
         await allocation.heal_cohort(session, cohort_id=cohort.id or 0)
 
 

@@ -914,3 +914,82 @@ class LtiResourceLink(SQLModel, table=True):
         default=None, foreign_key="assignments.id", ondelete="SET NULL", nullable=True
     )
     created_at: datetime = _when(default_factory=utcnow)
+
+
+# --- LTI Advantage: roster (NRPS) and grades (AGS) ------------------------------------------
+
+
+class LtiContextServices(SQLModel, table=True):
+    """The service endpoints a course's launches announced (NRPS memberships URL, AGS line
+    items URL and scopes), and the state of its roster sync."""
+
+    __tablename__ = "lti_context_services"
+
+    id: int | None = Field(default=None, primary_key=True)
+    context_pk: int = Field(foreign_key="lti_contexts.id", ondelete="CASCADE", unique=True)
+    memberships_url: str | None = Field(default=None, max_length=1000, nullable=True)
+    lineitems_url: str | None = Field(default=None, max_length=1000, nullable=True)
+    ags_scopes: list[str] = Field(default_factory=list, sa_type=sa.JSON)
+    updated_at: datetime = _when(default_factory=utcnow)
+    # A sync is wanted (a stale launch, the button): the roster job takes it from here.
+    sync_requested_at: datetime | None = _when(default=None, nullable=True, index=True)
+    # One sync per course at a time, whatever the number of processes.
+    sync_lease_until: datetime | None = _when(default=None, nullable=True)
+    last_sync_at: datetime | None = _when(default=None, nullable=True)
+    last_sync_ok: bool | None = Field(default=None, nullable=True)
+    last_sync_added: int = Field(default=0)
+    last_sync_removed: int = Field(default=0)
+    last_sync_changed: int = Field(default=0)
+    last_sync_message: str = Field(default="", sa_type=sa.Text)
+
+
+class LtiGradeSettings(SQLModel, table=True):
+    """What of an assignment becomes a grade in the course's gradebook, with weights
+    (measure key -> weight): "paper", "reviews", "helpfulness", "question:<id>"."""
+
+    __tablename__ = "lti_grade_settings"
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", unique=True)
+    enabled: bool = Field(default=True)
+    weights: dict[str, int] = Field(default_factory=dict, sa_type=sa.JSON)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+
+class LtiLineItem(SQLModel, table=True):
+    """The gradebook column of one assignment in one course; `url` once the platform made it."""
+
+    __tablename__ = "lti_line_items"
+    __table_args__ = (sa.UniqueConstraint("assignment_id", "context_pk"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", index=True)
+    context_pk: int = Field(foreign_key="lti_contexts.id", ondelete="CASCADE")
+    resource_id: str = Field(max_length=64)
+    url: str | None = Field(default=None, max_length=1000, nullable=True)
+    created_at: datetime = _when(default_factory=utcnow)
+
+
+class LtiScorePost(SQLModel, table=True):
+    """One score for one student to the platform: its exact body, its attempts and the
+    platform's last answer (the gradebook page). Claimed and leased like the mail outbox."""
+
+    __tablename__ = "lti_score_posts"
+    __table_args__ = (sa.Index("ix_lti_score_posts_status_due", "status", "next_attempt_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    assignment_id: int = Field(foreign_key="assignments.id", ondelete="CASCADE", index=True)
+    user_id: int = Field(foreign_key="users.id", ondelete="CASCADE", index=True)
+    context_pk: int = Field(foreign_key="lti_contexts.id", ondelete="CASCADE")
+    payload: str = Field(sa_type=sa.Text)
+    score_given: float = Field(default=0)
+    score_maximum: float = Field(default=100)
+    reason: str = Field(max_length=16)
+    status: str = Field(max_length=16)
+    attempts: int = Field(default=0)
+    next_attempt_at: datetime = _when(default_factory=utcnow)
+    lease_until: datetime | None = _when(default=None, nullable=True)
+    response_status: int | None = Field(default=None, nullable=True)
+    last_error: str = Field(default="", sa_type=sa.Text)
+    created_at: datetime = _when(default_factory=utcnow)
+    sent_at: datetime | None = _when(default=None, nullable=True)

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services import allocation, audit, events, notifications, policy, stance, webhooks
+from services import allocation, audit, events, lti_grades, notifications, policy, stance, webhooks
 from services.db import lock
 from services.errors import ConfirmationRequired, Invalid, NotFound, Problem
 from services.models import Assignment, Paper, Phase, ReviewTask, TaskStatus, utcnow
@@ -138,6 +138,7 @@ def is_step_back(current: Phase, target: Phase) -> bool:
 async def _enter(
     session: AsyncSession, assignment: Assignment, phase: Phase, *, now: datetime
 ) -> list[ReviewTask]:
+    before = assignment.phase
     assignment.phase = phase
     assignment.version += 1
     assignment.updated_at = now
@@ -150,6 +151,8 @@ async def _enter(
     if phase is Phase.feedback:
         await _tell_authors(session, assignment)
     await webhooks.phase_changed(session, assignment=assignment)
+    # A phase closed: scores go to the course's LMS gradebook, if the instructor chose some.
+    await lti_grades.phase_changed(session, assignment=assignment, before=before)
     await events.record(
         session,
         channel=events.assignment_channel(assignment.id),

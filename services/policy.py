@@ -171,6 +171,17 @@ def can_manage_webhooks(actor: Actor, cohort: Cohort) -> bool:
     return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor
 
 
+def can_sync_roster(actor: Actor, cohort: Cohort) -> bool:
+    """Instructors (and administrators) ask the course's LMS for its roster now."""
+    return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor
+
+
+def can_manage_grades(actor: Actor, cohort: Cohort) -> bool:
+    """Instructors (and administrators) choose what goes to the LMS's gradebook, send it,
+    and read what was sent."""
+    return actor.is_administrator or actor.role_in(cohort.id or 0) is Role.instructor
+
+
 def visible_cohorts(actor: Actor) -> ColumnElement[bool]:
     if actor.is_administrator:
         return sa.true()

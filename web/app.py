@@ -20,9 +20,10 @@ from starlette.types import Receive, Scope, Send
 
 from services import events, phases, reminders
 from services.db import make_engine, make_sessionmaker, transaction
+from services.lti_advantage import AdvantageClient
 from services.mail import Mailer, deliver_round
 from services.webhooks import WebhookSender
-from web import times
+from web import lti_jobs, times
 from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.endpoints.papers import UPLOAD_ENVELOPE_BYTES, UPLOAD_PATHS
@@ -183,10 +184,20 @@ def create_app(settings: Settings | None = None) -> Starlette:
                     if settings.webhook_tick_seconds
                     else None
                 )
+                lti_job = (
+                    asyncio.create_task(
+                        lti_jobs.run_forever(
+                            sessions, app.state.lti_services, settings, app.state.lti_wake
+                        ),
+                        name="lti-services",
+                    )
+                    if settings.lti_tick_seconds
+                    else None
+                )
                 try:
                     yield {"engine": engine, "sessions": sessions, "broker": broker}
                 finally:
-                    for task in (ticker, sender, hooks):
+                    for task in (ticker, sender, hooks, lti_job):
                         if task is not None:
                             task.cancel()
                             with contextlib.suppress(asyncio.CancelledError):
@@ -226,6 +237,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
     app.state.templates = make_templates()
     app.state.oauth = make_oauth(settings)
     app.state.lti = LtiRuntime()  # LTI platforms' key sets, cached per app
+    app.state.lti_services = AdvantageClient()  # LTI Advantage access tokens, cached per app
+    app.state.lti_wake = asyncio.Event()  # a launch asks the LTI job for a round now
     app.state.rate_limits = RateLimits(settings.redis_url, settings.rate_limits)
     app.state.openapi = build_document(
         [

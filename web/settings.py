@@ -147,6 +147,15 @@ class Settings(BaseSettings):
     webhook_tick_seconds: int = Field(
         default=10, ge=0, le=3600, validation_alias=AliasChoices("PEERBOARD_WEBHOOK_TICK_SECONDS")
     )
+    # LTI Advantage: how often the roster and grades job runs (0: never), and how often each
+    # course's roster is read from its LMS when nobody asks (a stale launch, the button).
+    lti_tick_seconds: int = Field(
+        default=30, ge=0, le=3600, validation_alias=AliasChoices("PEERBOARD_LTI_TICK_SECONDS")
+    )
+    lti_roster_sync_hours: int = Field(
+        default=12, ge=1, le=24 * 30,
+        validation_alias=AliasChoices("PEERBOARD_LTI_ROSTER_SYNC_HOURS"),
+    )  # fmt: skip
     # Set by `peerboard demo` for the local one-click identity provider it starts; refused
     # outside demo and development (see the validator).
     demo_identity_provider: str | None = Field(

@@ -21,6 +21,7 @@ from services.db import make_engine, make_sessionmaker, transaction
 from services.demo import seed_demo
 from services.demo.living import seed_living_cohort
 from tests.conftest import migrated, run_async
+from tests.lti.advantage_support import seed_lms_course
 from web.app import create_app
 from web.demo import demo_settings, run_demo_identity_provider
 
@@ -70,6 +71,8 @@ async def _seed(url: str, issuer: str, *, living: bool = False) -> int:
                     session, assignment=assignment, issuer=issuer,
                     sample_paper=assignment.sample_paper or "",
                 )  # fmt: skip
+                # The cohort came from an LMS: its roster and gradebook parts show.
+                await seed_lms_course(session, assignment_id=assignment.id)
             return assignment.id
     finally:
         await engine.dispose()

@@ -130,6 +130,7 @@ def urls(ids: dict[str, str]) -> dict[str, str]:
         "mail:settings": "/settings/notifications",
         "mail:dev": "/dev/mail",
         "webhooks:page": "/cohorts/demo/webhooks",
+        "grades:page": f"/assignments/{a}/grades",
     }
 
 

@@ -78,3 +78,7 @@ async def counts(sessions: async_sessionmaker[AsyncSession]) -> dict[str, int]:
             or 0,
             "members": await session.scalar(select(func.count()).select_from(Membership)) or 0,
         }
+
+
+# LTI Advantage (roster, grades): the served tool and a platform on loopback.
+from tests.lti.advantage_support import lms, tool, tool_settings  # noqa: E402, F401

@@ -24,6 +24,7 @@ from tests.web import (
     route_expectations_discussions,
     route_expectations_exemplars,
     route_expectations_lti,
+    route_expectations_lti_services,
     route_expectations_mail,
     route_expectations_reviews,
     route_expectations_webhooks,
@@ -51,6 +52,7 @@ AREAS = (
     route_expectations_mail,
     route_expectations_webhooks,
     route_expectations_lti,
+    route_expectations_lti_services,
     route_expectations_authoring,
 )
 

@@ -22,13 +22,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import JSONResponse, RedirectResponse, Response
 
-from services import lti, lti_deep_linking, lti_keys
+from services import lti, lti_advantage, lti_deep_linking, lti_keys
 from services.db import transaction
 from services.errors import Invalid, NotFound, Problem
 from services.lti import LaunchRefused, PlatformSpec
 from services.lti_deep_linking import PendingDeepLink
 from services.models import LtiPlatform
 from services.policy import Actor
+from web import lti_jobs
 from web.context import sessions_of, settings_of, templates_of
 from web.endpoints.pages import page_unit, redirect_with_flash, render_page, require_signed_in
 from web.lti import LtiRuntime
@@ -217,6 +218,7 @@ async def launch(request: Request) -> Response:
         lti.check_claims(claims, platform=platform, nonce=row.nonce)
         async with transaction(sessions_of(request)) as session:
             result = await lti.complete_launch(session, platform=platform, claims=claims)
+        lti_jobs.wake(request)  # a stale roster is read in the background (lti_roster)
     except LaunchRefused as exc:
         _allow_framing(request, platform)  # the refusal shows inside the LMS's frame
         response = _refused(request, exc, status=403 if exc.detail == "no role" else 400)
@@ -355,7 +357,7 @@ def tool_configuration(base: str) -> dict[str, Any]:
         "client_name": "Peerboard",
         "jwks_uri": f"{base}/lti/jwks.json",
         "token_endpoint_auth_method": "private_key_jwt",
-        "scope": NRPS_SCOPE,
+        "scope": " ".join(lti_advantage.TOOL_SCOPES),  # roster and grades (LTI Advantage)
         TOOL_CONFIGURATION: {
             "domain": host,
             "target_link_uri": f"{base}/lti/launch",

@@ -19,7 +19,15 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from services import assignments, cohorts, memberships, notifications, policy, reviews
+from services import (
+    assignments,
+    cohorts,
+    lti_roster,
+    memberships,
+    notifications,
+    policy,
+    reviews,
+)
 from services.errors import DomainError, Invalid, NotFound, Problem
 from services.models import Cohort, Role
 from services.policy import Actor
@@ -294,6 +302,7 @@ async def members_page(request: Request) -> Response:
         roster = await memberships.list_members(session, actor=actor, slug=slug)
         code = await memberships.get_join_code(session, actor=actor, slug=slug)
         rules = await memberships.list_group_rules(session, actor=actor, slug=slug)
+        roster_sync = await lti_roster.roster_status(session, actor=actor, cohort=cohort)
         view = cohorts.present_cohort(cohort, actor=actor)
         changeable = {
             m.user_id: _role_choices(actor, cohort_model=cohort, member_id=m.user_id, role=m.role)
@@ -310,6 +319,7 @@ async def members_page(request: Request) -> Response:
             "members": roster,
             "join_code": code,
             "rules": rules,
+            "roster_sync": roster_sync,
             "choices": changeable,
             "roles": list(Role),
             "issuers": providers,
