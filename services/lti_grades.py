@@ -30,7 +30,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col, select
 
-from services import audit, lti_advantage, outbox, policy
+from services import audit, lti_advantage, lti_roster, outbox, policy
 from services.db import insert_ignore, lease_due, transaction
 from services.errors import Invalid, NotFound, Problem
 from services.lti_advantage import AdvantageClient, Registration, ServiceError
@@ -149,18 +149,8 @@ async def _settings(session: AsyncSession, assignment_id: int) -> LtiGradeSettin
 
 
 async def _gradebooks(session: AsyncSession, cohort_id: int) -> list[LtiContextServices]:
-    return list(
-        (
-            await session.execute(
-                select(LtiContextServices)
-                .join(LtiContext, col(LtiContext.id) == col(LtiContextServices.context_pk))
-                .where(
-                    LtiContext.cohort_id == cohort_id,
-                    col(LtiContextServices.lineitems_url).is_not(None),
-                )
-                .order_by(col(LtiContextServices.id))
-            )
-        ).scalars()
+    return await lti_roster.course_services(
+        session, cohort_id=cohort_id, having=LtiContextServices.lineitems_url
     )
 
 
@@ -572,30 +562,11 @@ async def _record(
     session: AsyncSession, claimed: _Claimed, *, ok: bool, status_code: int | None, error: str,
     now: datetime, permanent: bool = False,
 ) -> str:  # fmt: skip
-    if ok:
-        status = "sent"
-    elif permanent or claimed.attempts >= MAX_ATTEMPTS:
-        status = "failed"
-    else:
-        status = "pending"
-    await session.execute(
-        sa.update(LtiScorePost)
-        .where(
-            col(LtiScorePost.id) == claimed.id,
-            col(LtiScorePost.status) == "sending",
-            col(LtiScorePost.attempts) == claimed.attempts,
-        )
-        .values(
-            status=status,
-            response_status=status_code,
-            last_error=error[: outbox.MAX_ERROR_CHARS],
-            lease_until=None,
-            sent_at=now if ok else None,
-            next_attempt_at=now + outbox.backoff(claimed.attempts),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return status
+    return await outbox.settle(
+        session, LtiScorePost, row_id=claimed.id, attempts=claimed.attempts, ok=ok,
+        permanent=permanent, done=("sent", "sent_at"),
+        status_code=status_code, error=error, now=now,
+    )  # fmt: skip
 
 
 @dataclass

@@ -383,16 +383,17 @@ class RosterStatus:
     pending: bool
 
 
-async def _course_services(session: AsyncSession, *, cohort_id: int) -> list[LtiContextServices]:
+async def course_services(
+    session: AsyncSession, *, cohort_id: int, having: Any
+) -> list[LtiContextServices]:
+    """The LMS courses of a cohort that offer a service (`having`: the service's URL
+    column, e.g. LtiContextServices.memberships_url or .lineitems_url)."""
     return list(
         (
             await session.execute(
                 select(LtiContextServices)
                 .join(LtiContext, col(LtiContext.id) == col(LtiContextServices.context_pk))
-                .where(
-                    LtiContext.cohort_id == cohort_id,
-                    col(LtiContextServices.memberships_url).is_not(None),
-                )
+                .where(LtiContext.cohort_id == cohort_id, col(having).is_not(None))
                 .order_by(col(LtiContextServices.id))
             )
         ).scalars()
@@ -406,7 +407,9 @@ async def roster_status(
     did not come from an LMS with a roster service."""
     if not policy.can_manage_members(actor, cohort):
         return None
-    rows = await _course_services(session, cohort_id=cohort.id or 0)
+    rows = await course_services(
+        session, cohort_id=cohort.id or 0, having=LtiContextServices.memberships_url
+    )
     if not rows:
         return None
     row = rows[0]
@@ -424,7 +427,9 @@ async def syncable_courses(session: AsyncSession, *, actor: Actor, slug: str) ->
     cohort = await policy.access_cohort(session, actor=actor, slug=slug)
     if not policy.can_sync_roster(actor, cohort):
         raise NotFound("No such cohort.")
-    rows = await _course_services(session, cohort_id=cohort.id or 0)
+    rows = await course_services(
+        session, cohort_id=cohort.id or 0, having=LtiContextServices.memberships_url
+    )
     if not rows:
         raise Invalid(
             "This cohort has no roster service from an LMS: launch it from the course first."

@@ -21,6 +21,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -385,6 +386,47 @@ async def enqueue_many(
                 ]
             )
         )
+
+
+async def settle(
+    session: AsyncSession,
+    model: Any,
+    *,
+    row_id: int,
+    attempts: int,
+    ok: bool,
+    permanent: bool,
+    done: tuple[str, str],
+    status_code: int | None,
+    error: str,
+    now: datetime,
+) -> str:
+    """Record one delivery attempt of a leased queue row (webhooks, LMS scores): `done`
+    (its status and the column of its time) when it worked; "failed" when it cannot work
+    or has used its attempts; else "pending" again, after a backoff. Only the lease holder
+    of that attempt settles it (status "sending" and the same attempt count). Returns the
+    new status."""
+    done_status, done_at = done
+    if ok:
+        status = done_status
+    elif permanent or attempts >= MAX_ATTEMPTS:
+        status = "failed"
+    else:
+        status = "pending"
+    await session.execute(
+        sa.update(model)
+        .where(model.id == row_id, model.status == "sending", model.attempts == attempts)
+        .values(
+            status=status,
+            response_status=status_code,
+            last_error=error[:MAX_ERROR_CHARS],
+            lease_until=None,
+            next_attempt_at=now + backoff(attempts),
+            **{done_at: now if ok else None},
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return status
 
 
 # --- digests -------------------------------------------------------------------------------

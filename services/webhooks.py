@@ -447,39 +447,14 @@ async def _claim(session: AsyncSession, *, now: datetime, limit: int) -> list[_C
 
 
 async def _record(
-    session: AsyncSession,
-    claimed: _Claimed,
-    *,
-    ok: bool,
-    status_code: int | None,
-    error: str,
-    now: datetime,
-    permanent: bool = False,
-) -> str:
-    if ok:
-        status = "delivered"
-    elif permanent or claimed.attempts >= MAX_ATTEMPTS:
-        status = "failed"
-    else:
-        status = "pending"
-    await session.execute(
-        sa.update(WebhookDelivery)
-        .where(
-            col(WebhookDelivery.id) == claimed.id,
-            col(WebhookDelivery.status) == "sending",
-            col(WebhookDelivery.attempts) == claimed.attempts,
-        )
-        .values(
-            status=status,
-            response_status=status_code,
-            last_error=error[: outbox.MAX_ERROR_CHARS],
-            lease_until=None,
-            delivered_at=now if ok else None,
-            next_attempt_at=now + outbox.backoff(claimed.attempts),
-        )
-        .execution_options(synchronize_session=False)
-    )
-    return status
+    session: AsyncSession, claimed: _Claimed, *, ok: bool, status_code: int | None, error: str,
+    now: datetime, permanent: bool = False,
+) -> str:  # fmt: skip
+    return await outbox.settle(
+        session, WebhookDelivery, row_id=claimed.id, attempts=claimed.attempts, ok=ok,
+        permanent=permanent, done=("delivered", "delivered_at"),
+        status_code=status_code, error=error, now=now,
+    )  # fmt: skip
 
 
 @dataclass
