@@ -200,3 +200,21 @@ async def test_counting_costs_one_query_whatever_the_number_of_questions_and_pos
             for replier in ("ben", "chen", "mona"):
                 await _reply(session, big, replier, thread)
     assert await statements(small) == await statements(big) == 1
+
+
+async def test_rereading_a_thread_with_nothing_new_needs_no_mark(
+    session: AsyncSession, forum: Forum
+) -> None:
+    """The read path writes a mark only when it would move: re-reading a thread with
+    nothing new takes no write lock (a lecture hall refreshing one thread)."""
+    ada = await forum.actor(session, "ada")
+    thread = await _thread(session, forum, "ben")
+    assert await visits.needs_mark(session, actor=ada, thread_id=thread.public_id)  # never read
+    await visits.record_visit(session, actor=ada, thread_id=thread.public_id, read_at=utcnow())
+    assert not await visits.needs_mark(session, actor=ada, thread_id=thread.public_id)
+    await _reply(session, forum, "chen", thread)
+    assert await visits.needs_mark(session, actor=ada, thread_id=thread.public_id)
+    await visits.record_visit(session, actor=ada, thread_id=thread.public_id, read_at=utcnow())
+    assert not await visits.needs_mark(session, actor=ada, thread_id=thread.public_id)
+    # Someone not signed in has no mark to move.
+    assert not await visits.needs_mark(session, actor=Actor.anonymous(), thread_id=thread.public_id)

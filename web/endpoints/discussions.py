@@ -108,12 +108,14 @@ def _thread_query(request: Request) -> dict[str, Any]:
     }
 
 
-async def _mark_read(request: Request, actor: Actor, thread_id: str, read_at: datetime) -> None:
+async def _mark_read(
+    request: Request, actor: Actor, thread_id: str, read_at: datetime, *, needed: bool
+) -> None:
     """The reader has now read the thread as it stood at `read_at` (when the request began,
     so a post that came in while the page was read stays new). A unit of work of its own,
     after the read one: reading never takes the write lock. A busy or unreachable database
     costs the mark, never the page that was already read."""
-    if request.method != "GET" or actor.user_id is None:
+    if not needed or request.method != "GET" or actor.user_id is None:
         return
     try:
         async with transaction(sessions_of(request)) as session:
@@ -178,7 +180,8 @@ async def api_thread(request: Request) -> Response:
         view = await thread_reading.read_thread(
             session, actor=actor, thread_id=request.path_params["thread"], **query
         )
-    await _mark_read(request, actor, view["id"], began)
+        needed = await visits.needs_mark(session, actor=actor, thread_id=view["id"])
+    await _mark_read(request, actor, view["id"], began, needed=needed)
     return ORJSONResponse(view)
 
 
@@ -429,7 +432,8 @@ async def thread_page(request: Request) -> Response:
         view = await thread_reading.read_thread(
             session, actor=caller.actor, thread_id=request.path_params["thread"], **query
         )
-    await _mark_read(request, caller.actor, view["id"], began)
+        needed = await visits.needs_mark(session, actor=caller.actor, thread_id=view["id"])
+    await _mark_read(request, caller.actor, view["id"], began, needed=needed)
     urls = _urls(request, view["id"])
     # This page's query, for the no-JavaScript Reply and Flag buttons (a GET form that adds
     # reply_to=ID or flag=ID).
