@@ -7,7 +7,7 @@ ids, and never commit. `transaction()` is the one place that commits or rolls ba
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
 from typing import Any
@@ -23,6 +23,8 @@ from sqlalchemy.ext.asyncio import (
 )
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import SQLModel
+
+from services import sqlite_driver
 
 # Deterministic constraint names, so Alembic autogenerate and batch mode on SQLite agree.
 NAMING_CONVENTION = {
@@ -95,11 +97,27 @@ def make_engine(url: str, *, echo: bool = False) -> AsyncEngine:
                 "application_name": "peerboard",
             }
         }
+    if url.startswith("sqlite") and sqlite_driver.available():
+        kwargs["async_creator"] = _one_trip_creator(url)
     engine = create_async_engine(url, **kwargs)
     if url.startswith("sqlite"):
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine
+
+
+def _one_trip_creator(url: str) -> Callable[[], Awaitable[Any]]:
+    """Connections for `url` through services.sqlite_driver (one thread trip per statement),
+    opened with the arguments SQLAlchemy's own SQLite dialect derives from the URL."""
+    from sqlalchemy.dialects.sqlite.aiosqlite import SQLiteDialect_aiosqlite
+
+    args, options = SQLiteDialect_aiosqlite().create_connect_args(sa.make_url(url))
+    options = {**options, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+
+    async def creator() -> Any:
+        return await sqlite_driver.connector(lambda: sqlite3.connect(args[0], **options))
+
+    return creator
 
 
 def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:

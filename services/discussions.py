@@ -151,6 +151,7 @@ class PostContext:
     post: Post
     thread: Thread
     scope: DiscussionScope
+    parent: Post | None = None  # when known already (a new reply's)
 
 
 async def access_post(session: AsyncSession, *, actor: Actor, post_id: str) -> PostContext:
@@ -288,12 +289,19 @@ async def _insert_post(
 
 
 async def _posted(
-    session: AsyncSession, *, actor: Actor, thread: Thread, post: Post, scope: DiscussionScope
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    thread: Thread,
+    post: Post,
+    scope: DiscussionScope,
+    following: bool = False,
 ) -> None:
-    """After a new post: its author follows the thread, and its readers (and the
-    assignment's workspace) hear of it."""
+    """After a new post: its author follows the thread (unless they already do), and its
+    readers (and the assignment's workspace) hear of it."""
     assert thread.id is not None and actor.user_id is not None
-    await _follow(session, thread_id=thread.id, user_id=actor.user_id)
+    if not following:
+        await _follow(session, thread_id=thread.id, user_id=actor.user_id)
     await session.flush()
     await events.record(
         session,
@@ -317,6 +325,24 @@ async def reply(
 ) -> Post:
     """Readers reply to a thread or to any post in it, unless the thread is locked (staff
     may still reply); the parent's author and the thread's followers are notified."""
+    replied = await reply_in_context(
+        session, actor=actor, thread_id=thread_id, body=body, parent_id=parent_id,
+        anonymous=anonymous,
+    )  # fmt: skip
+    return replied.post
+
+
+async def reply_in_context(
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    thread_id: str,
+    body: str,
+    parent_id: str | None = None,
+    anonymous: bool = False,
+) -> PostContext:
+    """`reply`, answering with the new post's thread and scope as well (the API presents
+    the post with them instead of looking it up again)."""
     ctx = await access_thread(session, actor=actor, thread_id=thread_id)
     thread, scope = ctx.thread, ctx.scope
     assert thread.id is not None
@@ -327,11 +353,12 @@ async def reply(
     assert actor.user_id is not None
     _check_anonymous(actor, scope, anonymous)
     body = clean_text(body, field="body", limit=MAX_BODY_CHARS)
-    # A key-share lock on the thread (PostgreSQL; SQLite's write lock already orders us)
+    # A key-share lock on the thread (PostgreSQL; on SQLite the unit began with BEGIN
+    # IMMEDIATE, so it already holds the database's write lock and nothing else can delete)
     # orders this reply against a deletion of the whole thread (delete_post locks it FOR
     # UPDATE): either the deletion is done and the thread is gone (404), or it waits for
     # this reply and then sees it. Replies do not block one another with it.
-    if not await session.scalar(
+    if session.get_bind().dialect.name == "postgresql" and not await session.scalar(
         select(Thread.id)
         .where(col(Thread.id) == thread.id)
         .with_for_update(read=True, key_share=True)
@@ -360,7 +387,9 @@ async def reply(
         session, actor=actor, thread=thread, parent=parent, anonymous=anonymous, body=body,
         html=html, now=now,
     )  # fmt: skip
-    await _notify_reply(session, actor=actor, thread=thread, parent=parent, post=post, scope=scope)
+    followers = await _notify_reply(
+        session, actor=actor, thread=thread, parent=parent, post=post, scope=scope
+    )
     # Last: the count is added to in SQL (concurrent replies each add one), and its row lock
     # is held only from here to the commit, so replies to one thread overlap until now and
     # their events (written under the lock) commit in the order of their ids.
@@ -375,8 +404,11 @@ async def reply(
         raise NotFound("No such thread.")
     set_committed_value(thread, "post_count", count)
     set_committed_value(thread, "last_activity_at", now)
-    await _posted(session, actor=actor, thread=thread, post=post, scope=scope)
-    return post
+    await _posted(
+        session, actor=actor, thread=thread, post=post, scope=scope,
+        following=actor.user_id in followers,
+    )  # fmt: skip
+    return PostContext(post=post, thread=thread, scope=scope, parent=parent)
 
 
 async def _notify_reply(
@@ -387,31 +419,24 @@ async def _notify_reply(
     parent: Post,
     post: Post,
     scope: DiscussionScope,
-) -> None:
+) -> set[int]:
+    """The parent's author hears of a reply to them, the thread's other followers of a new
+    post: one set of statements for all of them. Returns who follows the thread."""
     assert thread.id is not None and post.id is not None and actor.user_id is not None
-    told = {actor.user_id}
-    if parent.author_id not in told and parent.deleted_at is None:
-        await notifications.notify_post(
-            session,
-            user_ids=[parent.author_id],
-            kind=notifications.REPLY,
-            thread=thread,
-            post=post,
-            assignment_id=scope.assignment_id,
-        )
-        told.add(parent.author_id)
-    followers = await session.execute(
-        select(col(ThreadFollow.user_id)).where(ThreadFollow.thread_id == thread.id)
+    followers = set(
+        (
+            await session.execute(
+                select(col(ThreadFollow.user_id)).where(ThreadFollow.thread_id == thread.id)
+            )
+        ).scalars()
     )
-    # However many follow the thread, a fixed number of statements (notify_post is set-based).
+    kinds = dict.fromkeys(sorted(followers - {actor.user_id}), notifications.FOLLOWED)
+    if parent.author_id != actor.user_id and parent.deleted_at is None:
+        kinds[parent.author_id] = notifications.REPLY  # one notice each: the reply wins
     await notifications.notify_post(
-        session,
-        user_ids=[u for u in followers.scalars() if u not in told],
-        kind=notifications.FOLLOWED,
-        thread=thread,
-        post=post,
-        assignment_id=scope.assignment_id,
+        session, kinds=kinds, thread=thread, post=post, assignment_id=scope.assignment_id
     )
+    return followers
 
 
 async def edit_post(

@@ -13,7 +13,6 @@ from sqlmodel import col, select
 from services import events, policy
 from services.discussions import access_thread, thread_in_scope
 from services.models import (
-    Assignment,
     Post,
     PostVote,
     Thread,
@@ -94,12 +93,7 @@ async def present_live_posts(
                 )
             )
             votes = {(p, u) for p, u in voted.all()}
-    probe = Assignment(
-        id=generic_scope.assignment_id,
-        cohort_id=generic_scope.cohort_id,
-        title="",
-        phase=generic_scope.assignment_phase,
-    )
+    probe = policy.AssignmentState(generic_scope.cohort_id, generic_scope.assignment_phase)
     audiences: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
     personals: dict[tuple[Any, ...], dict[int, dict[str, Any]]] = {}
     # What a viewer may do here depends only on their standing in this cohort, post-first
@@ -176,7 +170,12 @@ async def present_live_posts(
 
 
 def _decide(
-    actor: Actor, scope: DiscussionScope, probe: Assignment, thread: Thread, *, hidden: bool
+    actor: Actor,
+    scope: DiscussionScope,
+    probe: policy.AssignmentState,
+    thread: Thread,
+    *,
+    hidden: bool,
 ) -> tuple[DiscussionScope, bool, tuple[Any, ...]] | None:
     """Whether this standing may read the thread now (None: not), and if so its scope,
     whether it is staff, and its audience key."""

@@ -87,27 +87,23 @@ async def notify(
 async def notify_post(
     session: AsyncSession,
     *,
-    user_ids: list[int],
-    kind: str,
+    kinds: dict[int, str],
     thread: Thread,
     post: Post,
     assignment_id: int,
 ) -> None:
-    """A new post's notice (REPLY or FOLLOWED) for many people at once, with their mail:
-    a fixed number of statements however many follow the thread."""
-    if not user_ids:
+    """A new post's notices, REPLY or FOLLOWED as given per person, with their mail: a fixed
+    number of statements however many follow the thread."""
+    if not kinds:
         return
     assert thread.id is not None and post.id is not None
-    text = _text(kind, thread.title, "")
     await outbox.enqueue_many(
         session,
-        user_ids=user_ids,
-        kind=kind,
-        subject=_subject(kind, thread.title, text),
-        body=text,
+        mails=[_post_mail(uid, kind, thread.title) for uid, kind in kinds.items()],
         link=f"/threads/{thread.public_id}#post-{post.public_id}",
         thread_ref=thread.public_id,
     )
+    now = utcnow()
     await session.execute(
         sa.insert(Notification).values(
             [
@@ -118,12 +114,17 @@ async def notify_post(
                     "post_id": post.id,
                     "assignment_id": assignment_id,
                     "message": "",
-                    "created_at": utcnow(),
+                    "created_at": now,
                 }
-                for uid in user_ids
+                for uid, kind in kinds.items()
             ]
         )
     )
+
+
+def _post_mail(user_id: int, kind: str, title: str) -> outbox.Mail:
+    text = _text(kind, title, "")
+    return outbox.Mail(user_id, kind, _subject(kind, title, text), text)
 
 
 def _subject(kind: str, title: str | None, text: str) -> str:

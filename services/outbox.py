@@ -18,6 +18,7 @@ message is tried again (at least once, never twice in the normal course).
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, tzinfo
 from enum import StrEnum
@@ -250,25 +251,44 @@ _STATUS_OF = {
 _CHUNK = 500
 
 
-async def _statuses(session: AsyncSession, *, user_ids: list[int], kind: str) -> dict[int, Status]:
-    """What becomes of a mail of this kind for each person, as they chose: one query."""
-    preference = preference_kind(kind)
-    if preference is None:
-        return dict.fromkeys(user_ids, Status.pending)
-    chosen: dict[int, str] = {}
+async def _statuses(
+    session: AsyncSession, *, kinds: dict[int, str]
+) -> tuple[dict[int, Status], set[int]]:
+    """What becomes of each person's mail (of the kind given for them), as they chose, and
+    who already has a mail key: one query whatever their number and kinds."""
+    preference_of = {uid: preference_kind(kind) for uid, kind in kinds.items()}
+    asked = sorted({p for p in preference_of.values() if p is not None})
+    chosen: dict[tuple[int, str], str] = {}
+    keyed: set[int] = set()
+    user_ids = list(kinds)
     for at in range(0, len(user_ids), _CHUNK):
-        rows = await session.execute(
-            select(NotificationPreference.user_id, NotificationPreference.mode).where(
-                col(NotificationPreference.user_id).in_(user_ids[at : at + _CHUNK]),
-                NotificationPreference.kind == preference,
-            )
+        some = user_ids[at : at + _CHUNK]
+        keys = select(
+            col(MailRecipient.user_id), sa.null().label("kind"), sa.null().label("mode")
+        ).where(col(MailRecipient.user_id).in_(some))
+        modes = select(
+            col(NotificationPreference.user_id),
+            col(NotificationPreference.kind),
+            col(NotificationPreference.mode),
+        ).where(
+            col(NotificationPreference.user_id).in_(some),
+            col(NotificationPreference.kind).in_(asked),
         )
-        chosen.update((uid, mode) for uid, mode in rows.all())
-    default = KINDS[preference].default
-    return {
-        uid: _STATUS_OF[Mode(chosen[uid]) if chosen.get(uid) in Mode.__members__ else default]
-        for uid in user_ids
-    }
+        rows: list[Any] = list((await session.execute(sa.union_all(keys, modes))).all())
+        for uid, kind, mode in rows:
+            if kind is None:
+                keyed.add(uid)
+            else:
+                chosen[(uid, kind)] = mode
+    statuses = {}
+    for uid, preference in preference_of.items():
+        if preference is None:
+            statuses[uid] = Status.pending
+            continue
+        mode = chosen.get((uid, preference))
+        default = KINDS[preference].default
+        statuses[uid] = _STATUS_OF[Mode(mode) if mode and mode in Mode.__members__ else default]
+    return statuses, keyed
 
 
 async def _ensure_keys(session: AsyncSession, *, user_ids: list[int], now: datetime) -> None:
@@ -323,8 +343,9 @@ async def enqueue(
     or never: then kept as "skipped"). With a dedupe key, a second call is a no-op: returns
     False when the row already existed."""
     now = now or utcnow()
-    status = (await _statuses(session, user_ids=[user_id], kind=kind))[user_id]
-    if status is not Status.skipped:
+    statuses, keyed = await _statuses(session, kinds={user_id: kind})
+    status = statuses[user_id]
+    if status is not Status.skipped and user_id not in keyed:
         await _ensure_keys(session, user_ids=[user_id], now=now)
     insert = _insert(session, OutboxMessage).values(
         **_row(
@@ -347,42 +368,56 @@ async def enqueue(
     return result.scalar_one_or_none() is not None
 
 
+@dataclass(frozen=True)
+class Mail:
+    """One person's mail in a batch (services/notifications.notify_post)."""
+
+    user_id: int
+    kind: str
+    subject: str
+    body: str
+
+
 async def enqueue_many(
     session: AsyncSession,
     *,
-    user_ids: list[int],
-    kind: str,
-    subject: str,
-    body: str,
+    mails: Sequence[Mail],
     link: str = "",
     thread_ref: str | None = None,
     now: datetime | None = None,
 ) -> None:
-    """The same mail queued for many people at once (the followers of a thread), as each
-    chose: a fixed number of statements whatever their number."""
-    if not user_ids:
+    """Mails about one thing queued for many people at once (a reply's parent author and
+    the thread's followers), each as they chose: a fixed number of statements whatever
+    their number. One mail per person."""
+    if not mails:
         return
     now = now or utcnow()
-    statuses = await _statuses(session, user_ids=user_ids, kind=kind)
+    statuses, keyed = await _statuses(session, kinds={m.user_id: m.kind for m in mails})
     await _ensure_keys(
-        session, user_ids=[u for u in user_ids if statuses[u] is not Status.skipped], now=now
+        session,
+        user_ids=[
+            m.user_id
+            for m in mails
+            if statuses[m.user_id] is not Status.skipped and m.user_id not in keyed
+        ],
+        now=now,
     )
-    for at in range(0, len(user_ids), _CHUNK):
+    for at in range(0, len(mails), _CHUNK):
         await session.execute(
             _insert(session, OutboxMessage).values(
                 [
                     _row(
-                        user_id=uid,
-                        kind=kind,
-                        status=statuses[uid],
-                        subject=subject,
-                        body=body,
+                        user_id=m.user_id,
+                        kind=m.kind,
+                        status=statuses[m.user_id],
+                        subject=m.subject,
+                        body=m.body,
                         link=link,
                         thread_ref=thread_ref,
                         dedupe_key=None,
                         now=now,
                     )
-                    for uid in user_ids[at : at + _CHUNK]
+                    for m in mails[at : at + _CHUNK]
                 ]
             )
         )

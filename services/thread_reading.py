@@ -425,8 +425,10 @@ async def present_posts(
     scope: DiscussionScope,
     thread: Thread,
     post_ids: Sequence[int],
+    known: Sequence[Post] = (),
 ) -> dict[int, dict[str, Any]]:
-    """Several posts of one thread as this viewer may see them (for live updates)."""
+    """Several posts of one thread as this viewer may see them (for live updates). `known`:
+    posts already loaded (a reply's parent), whose public ids need no query."""
     if not post_ids:
         return {}
     result = await session.execute(
@@ -437,6 +439,7 @@ async def present_posts(
     rows = [dict(r) for r in result.mappings()]
     parents = {r["parent_id"] for r in rows if r["parent_id"] is not None}
     public_ids = {r["id"]: r["public_id"] for r in rows}
+    public_ids.update({p.id: p.public_id for p in known if p.id is not None})
     if parents - set(public_ids):
         found = await session.execute(
             select(col(Post.id), col(Post.public_id)).where(col(Post.id).in_(parents))

@@ -320,13 +320,17 @@ async def announce(
 ) -> int:
     """Queue an event for every endpoint of the cohort that wants it, in the caller's
     transaction. `data` must already be what any student of the cohort may see."""
-    rows = await session.execute(
-        select(WebhookEndpoint).where(WebhookEndpoint.cohort_id == cohort_id)
-    )
-    wanted = [e for e in rows.scalars() if event in e.events]
+    wanted = await _wanting(session, cohort_id=cohort_id, event=event)
     for endpoint in wanted:
         session.add(_delivery(endpoint, event, data))
     return len(wanted)
+
+
+async def _wanting(session: AsyncSession, *, cohort_id: int, event: str) -> list[WebhookEndpoint]:
+    rows = await session.execute(
+        select(WebhookEndpoint).where(WebhookEndpoint.cohort_id == cohort_id)
+    )
+    return [e for e in rows.scalars() if event in e.events]
 
 
 def _assignment(assignment: Assignment) -> dict[str, Any]:
@@ -344,23 +348,28 @@ async def post_created(
     """A thread was opened or a reply posted: its id, title and link; no author, no body."""
     if scope.post_first:
         return  # who may see the thread depends on the reader: no channel-wide event
+    event = "thread.created" if post.parent_id is None else "post.created"
+    # Most cohorts have no endpoint: then a reply costs this one query and nothing more.
+    wanted = await _wanting(session, cohort_id=scope.cohort_id, event=event)
+    if not wanted:
+        return
     assignment = await session.get(Assignment, scope.assignment_id)
     assert assignment is not None
-    thread_data = {"id": thread.public_id, "title": thread.title,
-                   "path": f"/threads/{thread.public_id}"}  # fmt: skip
-    if post.parent_id is None:
-        data = {"assignment": _assignment(assignment), "thread": thread_data}
-        await announce(session, cohort_id=scope.cohort_id, event="thread.created", data=data)
-        return
-    data = {
+    data: dict[str, Any] = {
         "assignment": _assignment(assignment),
-        "thread": thread_data,
-        "post": {
-            "id": post.public_id,
-            "path": f"/threads/{thread.public_id}#post-{post.public_id}",
+        "thread": {
+            "id": thread.public_id,
+            "title": thread.title,
+            "path": f"/threads/{thread.public_id}",
         },
     }
-    await announce(session, cohort_id=scope.cohort_id, event="post.created", data=data)
+    if post.parent_id is not None:
+        data["post"] = {
+            "id": post.public_id,
+            "path": f"/threads/{thread.public_id}#post-{post.public_id}",
+        }
+    for endpoint in wanted:
+        session.add(_delivery(endpoint, event, data))
 
 
 async def phase_changed(session: AsyncSession, *, assignment: Assignment) -> None:

@@ -187,9 +187,20 @@ async def api_thread(request: Request) -> Response:
 
 async def _one_post(session: AsyncSession, actor: Actor, post_id: str) -> dict[str, Any]:
     ctx = await discussions.access_post(session, actor=actor, post_id=post_id)
+    return await _present_one(session, actor, ctx)
+
+
+async def _present_one(
+    session: AsyncSession, actor: Actor, ctx: discussions.PostContext
+) -> dict[str, Any]:
     assert ctx.post.id is not None
     presented = await thread_reading.present_posts(
-        session, actor=actor, scope=ctx.scope, thread=ctx.thread, post_ids=[ctx.post.id]
+        session,
+        actor=actor,
+        scope=ctx.scope,
+        thread=ctx.thread,
+        post_ids=[ctx.post.id],
+        known=[ctx.parent] if ctx.parent is not None else [],
     )
     return presented[ctx.post.id]
 
@@ -200,7 +211,7 @@ async def api_reply(request: Request) -> Response:
         await rate_limits_of(request).hit(request, POST, person=actor.user_id)
 
         async def create() -> Response:
-            post = await discussions.reply(
+            replied = await discussions.reply_in_context(
                 session,
                 actor=actor,
                 thread_id=request.path_params["thread"],
@@ -208,7 +219,7 @@ async def api_reply(request: Request) -> Response:
                 parent_id=data.parent,
                 anonymous=data.anonymous,
             )
-            view = await _one_post(session, actor, post.public_id)
+            view = await _present_one(session, actor, replied)
             return ORJSONResponse(view, status_code=201)
 
         return await idempotent.once(request, session, actor, create)
