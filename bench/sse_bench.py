@@ -51,6 +51,7 @@ class Tally:
     failed: int = 0
     opened: int = 0
     statuses: dict[str, int] = field(default_factory=dict)
+    posts: list[float] = field(default_factory=list)  # each publishing POST's round trip
 
 
 async def subscriber(
@@ -169,6 +170,7 @@ async def scenario(
         started = time.monotonic()
         for thread in threads:
             marker = f"mark-{n}-{time.time():.6f}".encode()
+            posted = time.monotonic()
             if bare:
                 await post(publish_port, f"/publish/{thread}", token, marker, "text/plain")
             else:
@@ -176,6 +178,7 @@ async def scenario(
                 await post(
                     publish_port, f"/api/v1/threads/{thread}/posts", token, body, "application/json"
                 )
+            tally.posts.append(time.monotonic() - posted)
         await asyncio.sleep(max(0.0, interval - (time.monotonic() - started)))
     # Wait for the stragglers (bounded), then close every stream.
     expected = events * subscribers
@@ -198,9 +201,11 @@ INCOMPLETE: list[str] = []
 def report(name: str, tally: Tally, expected: int, rss: float) -> None:
     lat = sorted(tally.latencies) or [float("nan")]
     p99 = lat[max(0, int(len(lat) * 0.99) - 1)]
+    posts = tally.posts or [float("nan")]
     print(
         f"{name:<44} {statistics.median(lat) * 1e3:>8.0f} {p99 * 1e3:>8.0f} "
-        f"{lat[-1] * 1e3:>8.0f} {tally.delivered:>7}/{expected:<7} {rss:>8.0f}"
+        f"{lat[-1] * 1e3:>8.0f} {tally.delivered:>7}/{expected:<7} {rss:>8.0f} "
+        f"{statistics.median(posts) * 1e3:>9.1f}"
     )
     if tally.failed:
         print(f"    ({tally.failed} streams failed; statuses: {tally.statuses or 'none'})")
@@ -279,11 +284,13 @@ def main() -> None:
 
         print(
             f"a reply every {interval * 1000:.0f} ms per thread, {args.events} replies; "
-            "latency from posting to arrival at each subscriber\n"
+            "latency from posting to arrival at each subscriber (it includes the publishing "
+            "POST: Peerboard's is a whole reply, written and committed; the bare app's a queue "
+            "put; 'POST p50' is that request's own round trip)\n"
         )
         print(
             f"{'scenario':<44} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} "
-            f"{'delivered/expected':>15} {'RSS MiB':>8}"
+            f"{'delivered/expected':>15} {'RSS MiB':>8} {'POST p50':>9}"
         )
         for subscribers, n_threads in sizes:
             used = threads[:n_threads]

@@ -144,6 +144,13 @@ def core_select(*columns: Any) -> Any:
     return sa.select(*columns)
 
 
+def table_of(model: type[SQLModel]) -> sa.Table:
+    """A model's Core table: INSERTs with many parameter sets against it take SQLAlchemy's
+    plain executemany path, not the ORM's bulk one."""
+    table: sa.Table = model.__table__  # type: ignore[attr-defined]
+    return table
+
+
 async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: Any) -> bool:
     """Insert a row unless one with the same unique key exists; True when this call inserted
     it. Done in one statement (ON CONFLICT DO NOTHING), so two requests racing to insert the

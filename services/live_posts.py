@@ -18,7 +18,7 @@ from services.models import (
     Thread,
 )
 from services.policy import Actor, DiscussionScope
-from services.thread_reading import post_rows_query, present_post_row
+from services.thread_reading import parent_public_ids, post_rows_query, present_post_row
 
 # --- live updates: one reading per batch, one presentation per audience ---------------------
 
@@ -59,7 +59,7 @@ async def present_live_posts(
 ) -> list[LivePosts | None]:
     """A batch of changed posts for every subscriber at once (None: may no longer read the
     thread). A constant number of queries whatever the number of viewers: the thread and
-    its scope, the posts, their parents' public ids, and the viewers' votes on them. Each
+    its scope, the posts (with their parents' public ids), and the viewers' votes. Each
     audience (staff or not, may reply, may post) is presented once; a viewer's own posts and
     votes are then presented for them from the rows already read."""
     found = await thread_in_scope(session, actor=Actor.system(), thread_id=thread_id)
@@ -71,19 +71,13 @@ async def present_live_posts(
     votes: set[tuple[int, int]] = set()
     if post_ids:
         result = await session.execute(
-            post_rows_query(assignment_id=generic_scope.assignment_id, viewer_id=None).where(
-                col(Post.thread_id) == thread.id, col(Post.id).in_(list(post_ids))
-            )
+            post_rows_query(
+                assignment_id=generic_scope.assignment_id, viewer_id=None, with_parent=True
+            ).where(col(Post.thread_id) == thread.id, col(Post.id).in_(list(post_ids)))
         )
         keys = list(result.keys())
         rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
-        public_ids = {r["id"]: r["public_id"] for r in rows}
-        parents = {r["parent_id"] for r in rows if r["parent_id"] is not None}
-        if parents - set(public_ids):
-            more = await session.execute(
-                select(col(Post.id), col(Post.public_id)).where(col(Post.id).in_(parents))
-            )
-            public_ids.update({pid: pub for pid, pub in more.all() if pid is not None})
+        public_ids = parent_public_ids(rows)
         user_ids = {v.actor.user_id for v in viewers if v.actor.user_id is not None}
         if user_ids and rows:
             voted = await session.execute(

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
 from services import outbox, presenters
+from services.db import table_of
 from services.models import Alias, Assignment, Notification, Post, Question, Thread, User, utcnow
 from services.policy import Actor, DiscussionScope
 from services.views import NotificationsView, NotificationView
@@ -105,20 +106,19 @@ async def notify_post(
     )
     now = utcnow()
     await session.execute(
-        sa.insert(Notification).values(
-            [
-                {
-                    "user_id": uid,
-                    "kind": kind,
-                    "thread_id": thread.id,
-                    "post_id": post.id,
-                    "assignment_id": assignment_id,
-                    "message": "",
-                    "created_at": now,
-                }
-                for uid, kind in kinds.items()
-            ]
-        )
+        sa.insert(table_of(Notification)),  # executemany: compiled once, cached
+        [
+            {
+                "user_id": uid,
+                "kind": kind,
+                "thread_id": thread.id,
+                "post_id": post.id,
+                "assignment_id": assignment_id,
+                "message": "",
+                "created_at": now,
+            }
+            for uid, kind in kinds.items()
+        ],
     )
 
 

@@ -16,7 +16,7 @@ from sqlmodel import col, select
 
 from services.cohorts import clean_name
 from services.errors import Invalid, NotFound, Problem
-from services.models import ApiToken, User, utcnow
+from services.models import ApiToken, Membership, Role, User, utcnow
 from services.policy import Actor
 from services.views import TokenView
 
@@ -97,26 +97,32 @@ async def revoke_token(session: AsyncSession, *, actor: Actor, token_id: int) ->
     return token
 
 
-async def authenticate(session: AsyncSession, *, raw: str) -> tuple[User, ApiToken] | None:
-    """The person a live token belongs to, or None (unknown, revoked or expired). Reads only:
-    the caller records use with `touch` in a write unit when `needs_touch` says so."""
+async def authenticate(
+    session: AsyncSession, *, raw: str
+) -> tuple[User, ApiToken, dict[int, Role]] | None:
+    """The person a live token belongs to, with their cohort roles right now, or None
+    (unknown, revoked or expired). Reads only: the caller records use with `touch` in a
+    write unit when `needs_touch` says so."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
         return None
-    row = (
+    # The token, its person and their memberships in one round trip (a row per membership):
+    # this runs on every API request.
+    rows = (
         await session.execute(
-            sa.select(ApiToken, User)
+            sa.select(ApiToken, User, col(Membership.cohort_id), col(Membership.role))
             .join(User, col(User.id) == col(ApiToken.user_id))
+            .outerjoin(Membership, col(Membership.user_id) == col(User.id))
             .where(col(ApiToken.token_hash) == _hash(raw))
         )
-    ).first()  # the token and its person in one round trip: this runs on every API request
-    if row is None:
+    ).all()
+    if not rows:
         return None
-    token, user = row
+    token, user = rows[0][0], rows[0][1]
     if token.revoked_at is not None:
         return None
     if token.expires_at is not None and token.expires_at <= utcnow():
         return None
-    return user, token
+    return user, token, {cohort: Role(role) for _, _, cohort, role in rows if cohort is not None}
 
 
 def needs_touch(token: ApiToken) -> bool:

@@ -94,12 +94,18 @@ async def needs_mark(session: AsyncSession, *, actor: Actor, thread_id: str) -> 
     return bool(stale)
 
 
+# Aliases made once: a fresh aliased() entity costs ~0.7 ms to adapt its columns on first
+# use, every time a query is built with one.
+_OPENING = aliased(Post, name="opening_post")
+_VISIT = aliased(ThreadVisit, name="visit")
+_THEIRS = aliased(Thread, name="their_thread")
+
+
 def _unread(actor: Actor, *, cohort_id: int, group: Any) -> Any:
     """Posts new to the actor, counted per `group`, before the filter on where they live:
     by others, neither hidden nor deleted, in threads the actor may see, after their visit."""
     uid = actor.user_id if actor.user_id is not None else -1
-    opening = aliased(Post)
-    visit = aliased(ThreadVisit)
+    opening, visit = _OPENING, _VISIT
     query = (
         core_select(group, sa.func.count(col(Post.id)))
         .select_from(Post)
@@ -125,7 +131,7 @@ def _unread(actor: Actor, *, cohort_id: int, group: Any) -> Any:
     # The list form of policy.can_view_thread, for every question at once: one's own
     # threads; others' whose opening post is not hidden, unless "post first" still
     # withholds them (the reader has not opened a thread of their own there).
-    theirs = aliased(Thread)
+    theirs = _THEIRS
     mine = (
         sa.select(col(theirs.id))
         .where(col(theirs.question_id) == col(Question.id), col(theirs.author_id) == uid)

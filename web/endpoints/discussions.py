@@ -200,7 +200,6 @@ async def _present_one(
         scope=ctx.scope,
         thread=ctx.thread,
         post_ids=[ctx.post.id],
-        known=[ctx.parent] if ctx.parent is not None else [],
     )
     return presented[ctx.post.id]
 
