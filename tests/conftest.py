@@ -107,6 +107,28 @@ def statements_of(session: AsyncSession) -> Iterator[list[str]]:
         event.remove(engine, "before_cursor_execute", count)
 
 
+@contextmanager
+def compiled_in(session: AsyncSession) -> Iterator[list[str]]:
+    """The statements SQLAlchemy compiled (rather than took from its statement cache) while
+    the block ran. A statement built without a cache key (a multi-row VALUES, say) is
+    compiled on every call, about a millisecond each time."""
+    compiled: list[str] = []
+
+    def check(_conn: object, _cursor: object, statement: str, *args: object) -> None:
+        outcome = getattr(args[1], "cache_hit", None)  # the execution context's
+        if outcome is None or statement.lstrip().upper().startswith(("BEGIN", "COMMIT", "SET")):
+            return
+        if outcome.name != "CACHE_HIT":
+            compiled.append(f"{outcome.name}: {' '.join(statement.split())[:120]}")
+
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", check)
+    try:
+        yield compiled
+    finally:
+        event.remove(engine, "before_cursor_execute", check)
+
+
 async def migrated_worlds(
     request: pytest.FixtureRequest, tmp_path: Path, *, backend: str, prefix: str
 ) -> AsyncIterator[list[str]]:

@@ -28,7 +28,7 @@ from services.models import (
 )
 from services.policy import Actor
 from services.views import ThreadView
-from tests.conftest import statements_of
+from tests.conftest import compiled_in, statements_of
 from tests.discussion_support import Forum, build_forum
 
 
@@ -627,3 +627,46 @@ async def test_a_reply_costs_the_same_statements_for_two_followers_or_forty(
     assert mail[quiet] == "skipped"
     assert {mail[u] for u in followers[1:]} == {"held"}  # the daily digest, by default
     assert mail[forum.users["ada"]] == "pending"  # a reply to her own post: at once
+
+
+async def test_once_warm_a_reply_and_its_live_delivery_compile_no_statement(
+    session: AsyncSession, forum: Forum
+) -> None:
+    """Every statement of a reply (identity, thread, post, notices and mail for however many
+    followers, events, webhooks) and of the live feed's reading comes from SQLAlchemy's
+    statement cache after the first time: a statement without a cache key would be compiled
+    on every reply."""
+    from services import identity, live_posts
+    from services.live_posts import LiveViewer
+
+    few = await _thread(session, forum)
+    many = await _thread(session, forum)
+    for n in range(12):
+        user = await identity.grant(
+            session,
+            actor=Actor.system(),
+            issuer="https://idp.disc.example",
+            subject=f"reader-{n}",
+            role=Role.student,
+            cohort_slug="psy",
+        )
+        session.add(ThreadFollow(thread_id=many.id, user_id=user.id))
+    await session.flush()
+    ben, chen = await forum.actor(session, "ben"), await forum.actor(session, "chen")
+    viewers = [LiveViewer(actor=chen, has_posted=True, channel="")]
+
+    async def reply_and_deliver(thread: Thread, actor: Actor, parent: str | None) -> None:
+        post = await discussions.reply(
+            session, actor=actor, thread_id=thread.public_id, body="Yes.", parent_id=parent
+        )
+        assert post.id is not None
+        await live_posts.present_live_posts(
+            session, thread_id=thread.public_id, post_ids=[post.id], viewers=viewers
+        )
+
+    await reply_and_deliver(few, chen, None)  # warm: each statement compiled once
+    await reply_and_deliver(many, ben, None)
+    with compiled_in(session) as compiled:
+        await reply_and_deliver(few, ben, None)  # two followers, not thirteen
+        await reply_and_deliver(many, chen, None)
+    assert compiled == []

@@ -1,0 +1,113 @@
+"""services/sqlite_driver.py: SQLite statements in one trip to the connection's thread,
+behaving as aiosqlite's own cursor does for everything SQLAlchemy reads."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services import sqlite_driver
+from services.db import make_engine
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    made = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'driver.db'}")
+    async with made.begin() as conn:
+        await conn.exec_driver_sql(
+            "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT NOT NULL UNIQUE, n INTEGER)"
+        )
+    yield made
+    await made.dispose()
+
+
+@pytest.fixture
+def trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every function queued on a connection's thread."""
+    made: list[str] = []
+    original = sqlite_driver.OneTripConnection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        made.append(getattr(fn, "__name__", repr(fn)))
+        return await original(self, fn, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_driver.OneTripConnection, "_execute", counted)
+    return made
+
+
+async def test_peerboards_sqlite_engines_use_the_one_trip_connection(engine: AsyncEngine) -> None:
+    assert sqlite_driver.available()
+    async with engine.connect() as conn:
+        raw = await conn.get_raw_connection()
+        assert isinstance(raw.driver_connection, sqlite_driver.OneTripConnection)
+
+
+async def test_a_statement_takes_one_trip_and_answers_like_a_cursor(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    async with engine.begin() as conn:
+        trips.clear()
+        inserted = await conn.execute(sa.text("INSERT INTO t (v, n) VALUES ('a', 1)"))
+        assert trips == ["_run"]
+        assert inserted.lastrowid == 1 and inserted.rowcount == 1
+        returned = await conn.execute(sa.text("INSERT INTO t (v, n) VALUES ('b', 2) RETURNING id"))
+        assert returned.scalar_one() == 2
+        many = await conn.execute(
+            sa.text("INSERT INTO t (v, n) VALUES (:v, :n)"), [{"v": "c", "n": 3}, {"v": "d", "n": 4}]
+        )
+        assert many.rowcount == 2
+        updated = await conn.execute(sa.text("UPDATE t SET n = n + 10 WHERE n > 1"))
+        assert updated.rowcount == 3
+        trips.clear()
+        rows = await conn.execute(sa.text("SELECT v, n FROM t ORDER BY id"))
+        assert list(rows.keys()) == ["v", "n"]
+        assert rows.fetchone() == ("a", 1)
+        assert rows.fetchmany(2) == [("b", 12), ("c", 13)]
+        assert rows.fetchall() == [("d", 14)]
+        assert trips == ["_run"]  # execute, fetch and close: one trip
+
+
+async def test_errors_reach_sqlalchemy_as_the_dbapi_raised_them(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO t (v) VALUES ('same')"))
+    with pytest.raises(IntegrityError):
+        async with engine.begin() as conn:
+            await conn.execute(sa.text("INSERT INTO t (v) VALUES ('same')"))
+    async with engine.connect() as conn:  # the failed unit rolled back; the pool is fine
+        assert (await conn.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 1
+
+
+async def test_the_pool_takes_back_a_finished_connection_without_a_trip(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(sa.text("INSERT INTO t (v) VALUES ('x')"))
+    trips.clear()
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("SELECT 1"))
+        await conn.commit()
+    # BEGIN, SELECT and COMMIT; the pool's reset finds no transaction to roll back.
+    assert len(trips) == 3, trips
+    # An open transaction is still rolled back when its connection goes back to the pool.
+    async with engine.connect() as conn:
+        await conn.execute(sa.text("INSERT INTO t (v) VALUES ('dropped')"))
+    async with engine.connect() as conn:
+        found = await conn.execute(sa.text("SELECT count(*) FROM t WHERE v = 'dropped'"))
+        assert found.scalar_one() == 0
+
+
+async def test_an_in_memory_database_works_too() -> None:
+    memory = make_engine("sqlite+aiosqlite://")
+    try:
+        async with memory.begin() as conn:
+            await conn.exec_driver_sql("CREATE TABLE m (x INTEGER)")
+            await conn.execute(sa.text("INSERT INTO m VALUES (7)"))
+            assert (await conn.execute(sa.text("SELECT x FROM m"))).scalar_one() == 7
+    finally:
+        await memory.dispose()
