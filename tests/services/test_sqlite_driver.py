@@ -59,7 +59,8 @@ async def test_a_statement_takes_one_trip_and_answers_like_a_cursor(
         returned = await conn.execute(sa.text("INSERT INTO t (v, n) VALUES ('b', 2) RETURNING id"))
         assert returned.scalar_one() == 2
         many = await conn.execute(
-            sa.text("INSERT INTO t (v, n) VALUES (:v, :n)"), [{"v": "c", "n": 3}, {"v": "d", "n": 4}]
+            sa.text("INSERT INTO t (v, n) VALUES (:v, :n)"),
+            [{"v": "c", "n": 3}, {"v": "d", "n": 4}],
         )
         assert many.rowcount == 2
         updated = await conn.execute(sa.text("UPDATE t SET n = n + 10 WHERE n > 1"))
