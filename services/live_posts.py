@@ -3,7 +3,7 @@ every subscriber of a process (web/live.py's fan-out)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -56,12 +56,17 @@ async def present_live_posts(
     thread_id: str,
     post_ids: Sequence[int],
     viewers: Sequence[LiveViewer],
+    may_have_votes: Collection[int] | None = None,
 ) -> list[LivePosts | None]:
     """A batch of changed posts for every subscriber at once (None: may no longer read the
     thread). A constant number of queries whatever the number of viewers: the thread and
     its scope, the posts (with their parents' public ids), and the viewers' votes. Each
     audience (staff or not, may reply, may post) is presented once; a viewer's own posts and
-    votes are then presented for them from the rows already read."""
+    votes are then presented for them from the rows already read.
+
+    `may_have_votes`: the posts whose votes are worth reading (None: all). A post that is
+    only new in this batch has none this batch need show: a vote made since has its own
+    `post_voted` event, so its post is presented again with that batch."""
     found = await thread_in_scope(session, actor=Actor.system(), thread_id=thread_id)
     if found is None:
         return [None for _ in viewers]
@@ -79,10 +84,11 @@ async def present_live_posts(
         rows = [dict(zip(keys, r, strict=True)) for r in result.all()]
         public_ids = parent_public_ids(rows)
         user_ids = {v.actor.user_id for v in viewers if v.actor.user_id is not None}
-        if user_ids and rows:
+        votable = [r["id"] for r in rows if may_have_votes is None or r["id"] in may_have_votes]
+        if user_ids and votable:
             voted = await session.execute(
                 select(col(PostVote.post_id), col(PostVote.user_id)).where(
-                    col(PostVote.post_id).in_(list(public_ids)),
+                    col(PostVote.post_id).in_(votable),
                     col(PostVote.user_id).in_(list(user_ids)),
                 )
             )

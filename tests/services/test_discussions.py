@@ -670,3 +670,40 @@ async def test_once_warm_a_reply_and_its_live_delivery_compile_no_statement(
         await reply_and_deliver(few, ben, None)  # two followers, not thirteen
         await reply_and_deliver(many, chen, None)
     assert compiled == []
+
+
+async def test_live_updates_read_votes_only_for_posts_that_may_have_them(
+    session: AsyncSession, forum: Forum
+) -> None:
+    """A post that is only new in a batch has no vote that batch must show (a vote made
+    since comes with its own post_voted event): its delivery skips the votes query. A voted
+    post is presented to its voter as voted."""
+    from services import events, live_posts
+    from services.live_posts import LiveViewer
+
+    thread = await _thread(session, forum)
+    ben, chen = await forum.actor(session, "ben"), await forum.actor(session, "chen")
+    post = await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="Hi.")
+    await discussions.vote(session, actor=chen, post_id=post.public_id, up=True)
+    assert post.id is not None and thread.id is not None
+    batch = await events.since(session, channel=events.thread_channel(thread.id), after_id=0)
+    kinds = {e.kind for e in batch if e.post_id == post.id}
+    assert kinds == {"post_created", "post_voted"}
+    viewers = [LiveViewer(actor=chen, has_posted=True, channel="")]
+
+    async def delivered(may_have_votes: set[int]) -> tuple[bool, int]:
+        with statements_of(session) as statements:
+            (seen,) = await live_posts.present_live_posts(
+                session,
+                thread_id=thread.public_id,
+                post_ids=[post.id or 0],
+                viewers=viewers,
+                may_have_votes=may_have_votes,
+            )
+        assert seen is not None
+        return seen.posts[post.id or 0]["voted"], len(statements)
+
+    voted, with_votes = await delivered({post.id})  # the batch holds its post_voted event
+    assert voted
+    unvoted, only_new = await delivered(set())  # the batch holds only its creation
+    assert not unvoted and only_new == with_votes - 1

@@ -3,6 +3,7 @@ every byte each viewer receives, and hostile input."""
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -303,3 +304,32 @@ async def test_search_over_http_shows_aliases_to_peers(
     assert found.json()["hits"] and b"Ada" not in found.content
     page = await f["ben"].get("/search", params={"q": "mentalizing"})
     assert "Mentalizing" in page.text and "Ada" not in page.text.split("<main", 1)[1]
+
+
+async def test_a_live_vote_is_shown_voted_to_its_voter_only(
+    people: People, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The stream reads votes only for posts that may have them (a post only new in a batch
+    has none): a vote arrives with its own post_voted event, marked for its voter."""
+    f = await _forum(people, sessions)
+    made = await f["ada"].post(
+        f"/api/v1/questions/{f['question']}/threads", json={"title": "t", "body": "b"}
+    )
+    thread, post = made.json()["id"], made.json()["opening"]["id"]
+    start = await f["ben"].get(f"/api/v1/threads/{thread}/events?poll=1&last_event_id=0")
+    created = [int(line[4:]) for line in start.text.splitlines() if line.startswith("id: ")]
+    assert created and '"voted":false' in start.text
+    assert (await f["ben"].put(f"/api/v1/posts/{post}/vote", json={"up": True})).status_code == 200
+
+    def voted_event(text: str) -> dict[str, object]:
+        lines = text.splitlines()
+        at = lines.index("event: post_voted")
+        return dict(json.loads(lines[at + 1].removeprefix("data: "))["post"])
+
+    after = {"Last-Event-ID": str(created[-1])}
+    for_ben = await f["ben"].get(f"/api/v1/threads/{thread}/events?poll=1", headers=after)
+    assert voted_event(for_ben.text)["voted"] is True
+    for_mona = await f["mona"].get(f"/api/v1/threads/{thread}/events?poll=1", headers=after)
+    assert voted_event(for_mona.text)["voted"] is False
+    everything = await f["ben"].get(f"/api/v1/threads/{thread}/events?poll=1&last_event_id=0")
+    assert voted_event(everything.text)["voted"] is True  # with its creation, in one batch

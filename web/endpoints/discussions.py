@@ -347,7 +347,13 @@ class ThreadFanout:
     ) -> list[list[tuple[int, str, str]]]:
         ids = [e.post_id for e in batch if e.post_id is not None]
         seen = await live_posts.present_live_posts(
-            session, thread_id=self.thread_id, post_ids=ids, viewers=viewers
+            session,
+            thread_id=self.thread_id,
+            post_ids=ids,
+            viewers=viewers,
+            may_have_votes={
+                e.post_id for e in batch if e.post_id is not None and e.kind != "post_created"
+            },
         )
         # Viewers of one audience share post dicts: serialize each distinct one once.
         made: dict[tuple[int, str], str] = {}
