@@ -12,11 +12,13 @@ into what this viewer may see.
 
 from __future__ import annotations
 
+import functools
 import re
 import secrets
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -112,18 +114,7 @@ async def _thread_with_scope(
 ) -> tuple[Thread, datetime | None, Post | None, DiscussionScope] | None:
     """`thread_in_scope`, with the whole opening post when `opening` (a reply to it then
     needs no query of its own)."""
-    first = Post if opening else col(Post.hidden_at)
-    row = (
-        await session.execute(
-            policy.with_discussion_scope(
-                sa.select(Thread, first).join(
-                    Post,
-                    sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None)),
-                ),
-                col(Thread.question_id),
-            ).where(col(Thread.public_id) == thread_id)
-        )
-    ).first()
+    row = (await session.execute(_thread_query(opening), {"thread_id": thread_id})).first()
     if row is None:
         return None
     thread, first_value, *columns = row
@@ -136,6 +127,20 @@ async def _thread_with_scope(
     except NotFound:  # an assignment they may not see: the thread is "not there" alike
         return None
     return thread, hidden_at, opening_post, scope
+
+
+@functools.cache
+def _thread_query(opening: bool) -> Any:
+    """A thread by public id (bind parameter `thread_id`) with its opening post's hidden
+    time, or the whole opening post, and its scope's columns: built once per shape (~0.15
+    ms each time otherwise; every reply and live batch runs it)."""
+    first = Post if opening else col(Post.hidden_at)
+    return policy.with_discussion_scope(
+        sa.select(Thread, first).join(
+            Post, sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None))
+        ),
+        col(Thread.question_id),
+    ).where(col(Thread.public_id) == sa.bindparam("thread_id"))
 
 
 @dataclass

@@ -4,8 +4,11 @@ Events carry database ids only: each subscriber renders them through its own pre
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from typing import Any
 
+import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
@@ -85,12 +88,20 @@ async def since(
 ) -> Sequence[Event]:
     """Events on a channel after the given id, oldest first."""
     rows = await session.execute(
-        select(Event)
-        .where(Event.channel == channel, col(Event.id) > after_id)
-        .order_by(col(Event.id))
-        .limit(limit)
+        _since_query(), {"channel": channel, "after_id": after_id, "limit": limit}
     )
     return rows.scalars().all()
+
+
+@functools.cache
+def _since_query() -> Any:
+    """Built once (every live batch and catch-up runs it); values are bind parameters."""
+    return (
+        select(Event)
+        .where(Event.channel == sa.bindparam("channel"), col(Event.id) > sa.bindparam("after_id"))
+        .order_by(col(Event.id))
+        .limit(sa.bindparam("limit"))
+    )
 
 
 async def latest_id(session: AsyncSession, *, channel: str) -> int:

@@ -13,12 +13,11 @@ from sqlmodel import col, select
 from services import events, policy
 from services.discussions import access_thread, thread_in_scope
 from services.models import (
-    Post,
     PostVote,
     Thread,
 )
 from services.policy import Actor, DiscussionScope
-from services.thread_reading import parent_public_ids, post_rows_query, present_post_row
+from services.thread_reading import parent_public_ids, present_post_row, some_posts_query
 
 # --- live updates: one reading per batch, one presentation per audience ---------------------
 
@@ -76,9 +75,13 @@ async def present_live_posts(
     votes: set[tuple[int, int]] = set()
     if post_ids:
         result = await session.execute(
-            post_rows_query(
-                assignment_id=generic_scope.assignment_id, viewer_id=None, with_parent=True
-            ).where(col(Post.thread_id) == thread.id, col(Post.id).in_(list(post_ids)))
+            some_posts_query(),
+            {
+                "assignment_id": generic_scope.assignment_id,
+                "viewer_id": -1,  # nobody's vote: the viewers' votes are read below
+                "thread_id": thread.id,
+                "post_ids": list(post_ids),
+            },
         )
         keys = list(result.keys())
         rows = [dict(zip(keys, r, strict=True)) for r in result.all()]

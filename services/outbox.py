@@ -17,6 +17,7 @@ message is tried again (at least once, never twice in the normal course).
 
 from __future__ import annotations
 
+import functools
 import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -263,18 +264,9 @@ async def _statuses(
     user_ids = list(kinds)
     for at in range(0, len(user_ids), _CHUNK):
         some = user_ids[at : at + _CHUNK]
-        keys = select(
-            col(MailRecipient.user_id), sa.null().label("kind"), sa.null().label("mode")
-        ).where(col(MailRecipient.user_id).in_(some))
-        modes = select(
-            col(NotificationPreference.user_id),
-            col(NotificationPreference.kind),
-            col(NotificationPreference.mode),
-        ).where(
-            col(NotificationPreference.user_id).in_(some),
-            col(NotificationPreference.kind).in_(asked),
+        rows: list[Any] = list(
+            (await session.execute(_statuses_query(), {"people": some, "kinds": asked})).all()
         )
-        rows: list[Any] = list((await session.execute(sa.union_all(keys, modes))).all())
         for uid, kind, mode in rows:
             if kind is None:
                 keyed.add(uid)
@@ -289,6 +281,25 @@ async def _statuses(
         default = KINDS[preference].default
         statuses[uid] = _STATUS_OF[Mode(mode) if mode and mode in Mode.__members__ else default]
     return statuses, keyed
+
+
+@functools.cache
+def _statuses_query() -> Any:
+    """Who of `people` has a mail key (rows with kind NULL), and their modes for `kinds`:
+    built once, values bound per call."""
+    people: Any = sa.bindparam("people", expanding=True)
+    keys = select(
+        col(MailRecipient.user_id), sa.null().label("kind"), sa.null().label("mode")
+    ).where(col(MailRecipient.user_id).in_(people))
+    modes = select(
+        col(NotificationPreference.user_id),
+        col(NotificationPreference.kind),
+        col(NotificationPreference.mode),
+    ).where(
+        col(NotificationPreference.user_id).in_(people),
+        col(NotificationPreference.kind).in_(sa.bindparam("kinds", expanding=True)),
+    )
+    return sa.union_all(keys, modes)
 
 
 async def _ensure_keys(session: AsyncSession, *, user_ids: list[int], now: datetime) -> None:

@@ -11,6 +11,7 @@ in, and the presenter turns each row into what this viewer may see.
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import OrderedDict, defaultdict
@@ -84,7 +85,7 @@ _PARENT = aliased(Post, name="parent_post")
 
 
 def post_rows_query(
-    *, assignment_id: int, viewer_id: int | None, with_parent: bool = False
+    *, assignment_id: Any, viewer_id: Any, with_parent: bool = False
 ) -> sa.Select[Any]:
     """Posts with their author's name, alias and the viewer's vote: one Core query. With
     `with_parent`, each row's parent's public id too (`parent_public_id`), for a few posts
@@ -110,6 +111,22 @@ def post_rows_query(
                 col(PostVote.user_id) == (viewer_id if viewer_id is not None else -1),
             ),
         )
+    )
+
+
+@functools.cache
+def some_posts_query() -> sa.Select[Any]:
+    """`post_rows_query` with the parents' public ids, for a few posts of one thread (a new
+    reply, a live batch), built once: its values are bind parameters (assignment_id,
+    viewer_id, thread_id, post_ids). Building such a query costs ~0.2 ms; reading one row,
+    less."""
+    return post_rows_query(
+        assignment_id=sa.bindparam("assignment_id"),
+        viewer_id=sa.bindparam("viewer_id"),
+        with_parent=True,
+    ).where(
+        col(Post.thread_id) == sa.bindparam("thread_id"),
+        col(Post.id).in_(sa.bindparam("post_ids", expanding=True)),
     )
 
 
@@ -445,9 +462,13 @@ async def present_posts(
     if not post_ids:
         return {}
     result = await session.execute(
-        post_rows_query(
-            assignment_id=scope.assignment_id, viewer_id=actor.user_id, with_parent=True
-        ).where(col(Post.thread_id) == thread.id, col(Post.id).in_(list(post_ids)))
+        some_posts_query(),
+        {
+            "assignment_id": scope.assignment_id,
+            "viewer_id": actor.user_id if actor.user_id is not None else -1,
+            "thread_id": thread.id,
+            "post_ids": list(post_ids),
+        },
     )
     rows = [dict(r) for r in result.mappings()]
     public_ids = parent_public_ids(rows)

@@ -4,10 +4,12 @@ optionally expiring."""
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import secrets
 from collections.abc import Collection
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import func
@@ -107,14 +109,7 @@ async def authenticate(
         return None
     # The token, its person and their memberships in one round trip (a row per membership):
     # this runs on every API request.
-    rows = (
-        await session.execute(
-            sa.select(ApiToken, User, col(Membership.cohort_id), col(Membership.role))
-            .join(User, col(User.id) == col(ApiToken.user_id))
-            .outerjoin(Membership, col(Membership.user_id) == col(User.id))
-            .where(col(ApiToken.token_hash) == _hash(raw))
-        )
-    ).all()
+    rows = (await session.execute(_token_query(), {"token_hash": _hash(raw)})).all()
     if not rows:
         return None
     token, user = rows[0][0], rows[0][1]
@@ -123,6 +118,18 @@ async def authenticate(
     if token.expires_at is not None and token.expires_at <= utcnow():
         return None
     return user, token, {cohort: Role(role) for _, _, cohort, role in rows if cohort is not None}
+
+
+@functools.cache
+def _token_query() -> Any:
+    """A token by hash (bind parameter `token_hash`), its person and their memberships:
+    built once, every API request asks."""
+    return (
+        sa.select(ApiToken, User, col(Membership.cohort_id), col(Membership.role))
+        .join(User, col(User.id) == col(ApiToken.user_id))
+        .outerjoin(Membership, col(Membership.user_id) == col(User.id))
+        .where(col(ApiToken.token_hash) == sa.bindparam("token_hash"))
+    )
 
 
 def needs_touch(token: ApiToken) -> bool:

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -327,10 +328,14 @@ async def announce(
 
 
 async def _wanting(session: AsyncSession, *, cohort_id: int, event: str) -> list[WebhookEndpoint]:
-    rows = await session.execute(
-        select(WebhookEndpoint).where(WebhookEndpoint.cohort_id == cohort_id)
-    )
+    rows = await session.execute(_endpoints_query(), {"cohort_id": cohort_id})
     return [e for e in rows.scalars() if event in e.events]
+
+
+@functools.cache
+def _endpoints_query() -> Any:
+    """A cohort's endpoints (bind parameter `cohort_id`): built once, every reply asks."""
+    return select(WebhookEndpoint).where(WebhookEndpoint.cohort_id == sa.bindparam("cohort_id"))
 
 
 def _assignment(assignment: Assignment) -> dict[str, Any]:
