@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import queue
 import threading
 
 import nh3
@@ -74,6 +75,74 @@ def _stop_until_done(thread: threading.Thread, running: threading.Lock) -> None:
     asyncio.get_running_loop().call_later(0.05, _stop_until_done, thread, running)
 
 
+_Job = tuple[str, str, "concurrent.futures.Future[str]"]
+# Idle render threads kept for the next renders (more are started when all are busy).
+MAX_IDLE_RENDERERS = 4
+
+
+class _Renderer:
+    """A render thread that takes one job at a time and waits for the next. Starting a
+    thread per render cost ~1 ms (the caller waits for the new thread to get the GIL and
+    report in); handing a job to a waiting one costs a queue put. A renderer whose job
+    overran is retired: it is stopped mid-parse, ends, and is never handed a job again."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self.running = threading.Lock()  # held while a render may still be stopped
+        self.retired = False
+        self.thread = threading.Thread(target=self._serve, name="markdown-render", daemon=True)
+        self.thread.start()
+
+    @classmethod
+    def take(cls) -> _Renderer:
+        with _IDLE_LOCK:
+            while _IDLE:
+                renderer = _IDLE.pop()
+                if not renderer.retired and renderer.thread.is_alive():
+                    return renderer
+        return cls()
+
+    def _serve(self) -> None:
+        try:
+            while True:
+                job = self.jobs.get()
+                if job is None:
+                    return
+                text, field, done = job
+                try:
+                    with self.running:
+                        html = render_markdown(text, field=field)
+                except _Stopped:
+                    return  # its caller has answered already; this thread ends
+                except BaseException as exc:  # handed to the caller, as to_thread would
+                    done.set_exception(exc)
+                else:
+                    done.set_result(html)
+                # `retired` is set before any stop is sent: a renderer that may still be
+                # hit by one never goes back to the idle list.
+                if self.retired:
+                    return
+                with _IDLE_LOCK:
+                    if len(_IDLE) >= MAX_IDLE_RENDERERS:
+                        return
+                    _IDLE.append(self)
+        except _Stopped:
+            return  # a stop that landed between renders: end all the same
+
+    def stop(self) -> None:
+        """Give up on the current job: retire, and stop the parse if it still runs."""
+        self.retired = True
+        if self.running.acquire(blocking=False):  # it finished just now: nothing to stop
+            self.running.release()
+            self.jobs.put(None)
+        elif self.thread.ident is not None:
+            _stop_until_done(self.thread, self.running)
+
+
+_IDLE: list[_Renderer] = []
+_IDLE_LOCK = threading.Lock()
+
+
 async def render_markdown_bounded(text: str, *, field: str = "body") -> str:
     """Render off the event loop; input that takes too long is refused, and its rendering
     stopped (bounded in work, not only in waiting)."""
@@ -82,28 +151,12 @@ async def render_markdown_bounded(text: str, *, field: str = "body") -> str:
             problems=[Problem(f"is longer than {MAX_MARKDOWN_CHARS:,} characters", field=field)]
         )
     done: concurrent.futures.Future[str] = concurrent.futures.Future()
-    running = threading.Lock()  # held while the render may still be stopped
-
-    def work() -> None:
-        try:
-            with running:
-                html = render_markdown(text, field=field)
-            done.set_result(html)
-        except _Stopped:
-            pass  # the caller has already answered
-        except BaseException as exc:  # handed to the caller, as to_thread would
-            done.set_exception(exc)
-
-    # A thread of its own (not the shared executor's): the one that may be stopped.
-    thread = threading.Thread(target=work, name="markdown-render", daemon=True)
-    thread.start()
+    renderer = _Renderer.take()
+    renderer.jobs.put((text, field, done))
     try:
         return await asyncio.wait_for(asyncio.wrap_future(done), RENDER_DEADLINE_SECONDS)
     except TimeoutError:
-        if running.acquire(blocking=False):  # it finished just now: nothing to stop
-            running.release()
-        elif thread.ident is not None:
-            _stop_until_done(thread, running)
+        renderer.stop()
         raise Invalid(
             problems=[Problem("is too complex to render; simplify its formatting", field=field)]
         ) from None

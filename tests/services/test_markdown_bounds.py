@@ -3,6 +3,7 @@ parsing in a thread after the request has been answered (issue 10, finding 6).""
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 
@@ -27,9 +28,11 @@ async def test_a_render_past_its_deadline_is_refused_and_stopped(
     # however loaded the machine is (a real heavy input may finish before a starved event
     # loop notices its deadline, which made this test flaky).
     finished: list[bool] = []
+    ran_on: list[threading.Thread] = []
 
     class Spinning:
         def render(self, text: str) -> str:
+            ran_on.append(threading.current_thread())
             until = time.monotonic() + 30
             while time.monotonic() < until:
                 pass
@@ -41,12 +44,35 @@ async def test_a_render_past_its_deadline_is_refused_and_stopped(
     with pytest.raises(Invalid) as refused:
         await markdown.render_markdown_bounded("Any *text*.")
     assert "too complex" in str(refused.value.problems[0].message)
-    for thread in _render_threads():
-        thread.join(timeout=60)
-    assert _render_threads() == []
+    (thread,) = ran_on
+    thread.join(timeout=60)
+    assert not thread.is_alive()  # the render thread was stopped and ended
     assert finished == []  # the parse was stopped, not left to finish
+    # It is never handed another job: the next render runs, on another thread, in time.
+    monkeypatch.undo()
+    assert await markdown.render_markdown_bounded("*Fine*") == "<p><em>Fine</em></p>\n"
+
+
+async def test_render_threads_are_reused() -> None:
+    """Starting a thread per render cost ~1 ms; an idle render thread takes the next job."""
+    await markdown.render_markdown_bounded("warm")
+    before = {t.ident for t in _render_threads()}
+    for n in range(20):
+        assert await markdown.render_markdown_bounded(f"n{n}") == f"<p>n{n}</p>\n"
+    assert {t.ident for t in _render_threads()} <= before
 
 
 async def test_ordinary_text_renders_within_the_deadline() -> None:
     html = await markdown.render_markdown_bounded("A *secure* base.")
     assert html == "<p>A <em>secure</em> base.</p>\n"
+
+
+async def test_renders_at_once_each_get_their_own_answer() -> None:
+    texts = [f"*{n}*" for n in range(24)]
+    rendered = await asyncio.gather(*(markdown.render_markdown_bounded(t) for t in texts))
+    assert rendered == [f"<p><em>{n}</em></p>\n" for n in range(24)]
+    for _ in range(1000):  # bounded: 10 s; the extra threads end once their job is answered
+        if len(_render_threads()) <= markdown.MAX_IDLE_RENDERERS:
+            break
+        await asyncio.sleep(0.01)
+    assert len(_render_threads()) <= markdown.MAX_IDLE_RENDERERS
