@@ -10,11 +10,14 @@ posted to the first), when redis-server is installed.
 Each server first takes WARMUP replies per thread before any stream opens (a fresh
 process compiles its SQL and templates on first use; that is not the steady state).
 
-Reported per scenario: latency p50 / p99 / max (ms), delivered / expected, and the server
-processes' resident memory. The client is raw asyncio sockets (an httpx client saturates
-before the server does). Loopback only; every loop is bounded in count and time.
+Reported per scenario: latency p50 / p99 / max (ms), delivered / expected, the server
+processes' resident memory, and the publishing POST's own round trip (p50): Peerboard's is
+a whole reply, the bare app's a queue put, and both count in the latency. The client is
+raw asyncio sockets (an httpx client saturates before the server does). Loopback only;
+every loop is bounded in count and time.
 
 Run: .venv/bin/python bench/sse_bench.py            (100, 1,000, 5,000 over 50 threads)
+     .venv/bin/python bench/sse_bench.py --only 100,1000 --no-redis --events 100
      .venv/bin/python bench/sse_bench.py --quick    (tiny sizes, seconds: run by the tests)
 """
 
