@@ -66,10 +66,17 @@ async def load_actor(session: AsyncSession, *, user_id: int, is_administrator: b
     rows = await session.execute(
         select(Membership.cohort_id, Membership.role).where(Membership.user_id == user_id)
     )
+    return actor_with_roles(user_id, is_administrator=is_administrator, held=rows.all())
+
+
+def actor_with_roles(
+    user_id: int, *, is_administrator: bool, held: Sequence[tuple[int, Any]]
+) -> Actor:
+    """The actor for a person from their memberships as read: (cohort id, role) pairs."""
     return Actor(
         user_id=user_id,
         is_administrator=is_administrator,
-        roles=MappingProxyType({cohort_id: Role(role) for cohort_id, role in rows.all()}),
+        roles=MappingProxyType({cohort_id: Role(role) for cohort_id, role in held}),
     )
 
 

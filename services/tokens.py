@@ -18,8 +18,8 @@ from sqlmodel import col, select
 
 from services.cohorts import clean_name
 from services.errors import Invalid, NotFound, Problem
-from services.models import ApiToken, Membership, Role, User, utcnow
-from services.policy import Actor
+from services.models import ApiToken, Membership, User, utcnow
+from services.policy import Actor, actor_with_roles
 from services.views import TokenView
 
 TOKEN_PREFIX = "pbt_"  # noqa: S105 (a public marker, not a secret)
@@ -99,12 +99,10 @@ async def revoke_token(session: AsyncSession, *, actor: Actor, token_id: int) ->
     return token
 
 
-async def authenticate(
-    session: AsyncSession, *, raw: str
-) -> tuple[User, ApiToken, dict[int, Role]] | None:
-    """The person a live token belongs to, with their cohort roles right now, or None
-    (unknown, revoked or expired). Reads only: the caller records use with `touch` in a
-    write unit when `needs_touch` says so."""
+async def authenticate(session: AsyncSession, *, raw: str) -> tuple[User, ApiToken, Actor] | None:
+    """The person a live token belongs to, the token, and the person as an actor with their
+    cohort roles right now; or None (unknown, revoked or expired). Reads only: the caller
+    records use with `touch` in a write unit when `needs_touch` says so."""
     if not raw.startswith(TOKEN_PREFIX) or len(raw) > 128:
         return None
     # The token, its person and their memberships in one round trip (a row per membership):
@@ -117,7 +115,9 @@ async def authenticate(
         return None
     if token.expires_at is not None and token.expires_at <= utcnow():
         return None
-    return user, token, {cohort: Role(role) for _, _, cohort, role in rows if cohort is not None}
+    assert user.id is not None
+    held = [(cohort, role) for _, _, cohort, role in rows if cohort is not None]
+    return user, token, actor_with_roles(user.id, is_administrator=user.is_administrator, held=held)
 
 
 @functools.cache

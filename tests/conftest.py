@@ -92,6 +92,17 @@ async def migrated(url: str) -> None:
 
 
 @contextmanager
+def _on_statements(session: AsyncSession, callback: Any) -> Iterator[None]:
+    """Call `callback` before each statement the session's engine runs inside the block."""
+    engine = session.get_bind()
+    event.listen(engine, "before_cursor_execute", callback)
+    try:
+        yield
+    finally:
+        event.remove(engine, "before_cursor_execute", callback)
+
+
+@contextmanager
 def statements_of(session: AsyncSession) -> Iterator[list[str]]:
     """The SQL statements the session's engine runs inside the block (structural budgets)."""
     statements: list[str] = []
@@ -99,12 +110,8 @@ def statements_of(session: AsyncSession) -> Iterator[list[str]]:
     def count(*args: object) -> None:
         statements.append(str(args[2]))
 
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", count)
-    try:
+    with _on_statements(session, count):
         yield statements
-    finally:
-        event.remove(engine, "before_cursor_execute", count)
 
 
 @contextmanager
@@ -121,12 +128,8 @@ def compiled_in(session: AsyncSession) -> Iterator[list[str]]:
         if outcome.name != "CACHE_HIT":
             compiled.append(f"{outcome.name}: {' '.join(statement.split())[:120]}")
 
-    engine = session.get_bind()
-    event.listen(engine, "before_cursor_execute", check)
-    try:
+    with _on_statements(session, check):
         yield compiled
-    finally:
-        event.remove(engine, "before_cursor_execute", check)
 
 
 async def migrated_worlds(

@@ -10,7 +10,6 @@ import hmac
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import TypedDict
 
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
@@ -98,15 +97,9 @@ async def identify(request: Request, session: AsyncSession) -> Caller:
                 code="invalid_token",
                 headers={"WWW-Authenticate": 'Bearer error="invalid_token"'},
             )
-        user, token, roles = found
+        user, token, actor = found
         if tokens.needs_touch(token):
             request.state.touch_token_id = token.id
-        assert user.id is not None
-        actor = Actor(
-            user_id=user.id,
-            is_administrator=user.is_administrator,
-            roles=MappingProxyType(roles),
-        )
         return Caller(actor, user, "token")
     state = session_state(request)
     if state is not None and state.user_id is not None:

@@ -570,12 +570,32 @@ async def test_a_thread_one_may_not_see_answers_exactly_like_a_missing_one(
         assert str(hidden.value) == str(absent.value)
 
 
+async def _followers(session: AsyncSession, thread: Thread, *, count: int) -> list[int]:
+    """`count` new students of the cohort who follow `thread`: their ids."""
+    from services import identity
+
+    made = []
+    for n in range(count):
+        user = await identity.grant(
+            session,
+            actor=Actor.system(),
+            issuer="https://idp.disc.example",
+            subject=f"follower-{thread.public_id}-{n}",
+            role=Role.student,
+            cohort_slug="psy",
+        )
+        assert user.id is not None
+        made.append(user.id)
+        session.add(ThreadFollow(thread_id=thread.id, user_id=user.id))
+    return made
+
+
 async def test_a_reply_costs_the_same_statements_for_two_followers_or_forty(
     session: AsyncSession, forum: Forum
 ) -> None:
     """Notices and mail for a thread's followers are written set-wise: a lecture hall
     following one thread does not make each reply hundreds of statements."""
-    from services import identity, outbox
+    from services import outbox
     from services.models import Notification, OutboxMessage
 
     async def reply_statements(thread: Thread) -> int:
@@ -589,19 +609,7 @@ async def test_a_reply_costs_the_same_statements_for_two_followers_or_forty(
         session, actor=await forum.actor(session, "chen"), thread_id=few.public_id, body="Hm."
     )
     many = await _thread(session, forum)
-    followers: list[int] = []
-    for n in range(40):
-        user = await identity.grant(
-            session,
-            actor=Actor.system(),
-            issuer="https://idp.disc.example",
-            subject=f"follower-{n}",
-            role=Role.student,
-            cohort_slug="psy",
-        )
-        assert user.id is not None
-        followers.append(user.id)
-        session.add(ThreadFollow(thread_id=many.id, user_id=user.id))
+    followers = await _followers(session, many, count=40)
     quiet = followers[0]  # chose no mail for followed threads: the notice, but no mail
     await outbox.set_modes(session, user_id=quiet, modes={"followed_thread": outbox.Mode.never})
     await session.flush()
@@ -636,21 +644,12 @@ async def test_once_warm_a_reply_and_its_live_delivery_compile_no_statement(
     followers, events, webhooks) and of the live feed's reading comes from SQLAlchemy's
     statement cache after the first time: a statement without a cache key would be compiled
     on every reply."""
-    from services import identity, live_posts
+    from services import live_posts
     from services.live_posts import LiveViewer
 
     few = await _thread(session, forum)
     many = await _thread(session, forum)
-    for n in range(12):
-        user = await identity.grant(
-            session,
-            actor=Actor.system(),
-            issuer="https://idp.disc.example",
-            subject=f"reader-{n}",
-            role=Role.student,
-            cohort_slug="psy",
-        )
-        session.add(ThreadFollow(thread_id=many.id, user_id=user.id))
+    await _followers(session, many, count=12)
     await session.flush()
     ben, chen = await forum.actor(session, "ben"), await forum.actor(session, "chen")
     viewers = [LiveViewer(actor=chen, has_posted=True, channel="")]
