@@ -15,12 +15,13 @@ own. Results are always fetched whole, which is what SQLAlchemy's adapter does f
 client-side cursors anyway.
 
 It leans on one private aiosqlite method, `Connection._execute` (queue a function on the
-connection's thread), present from aiosqlite 0.17 through 0.22. `available()` checks for it;
-without it Peerboard uses the plain driver.
+connection's thread), and on the constructor's shape, both unchanged from aiosqlite 0.17
+through 0.22. `available()` checks both; otherwise Peerboard uses the plain driver.
 """
 
 from __future__ import annotations
 
+import inspect
 import sqlite3
 from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any
@@ -31,8 +32,15 @@ _Result = tuple[Any, int, int | None, list[Any]]
 
 
 def available() -> bool:
-    """Whether this aiosqlite has the hook the one-trip cursor needs."""
-    return callable(getattr(aiosqlite.Connection, "_execute", None))
+    """Whether this aiosqlite is shaped as this module expects: the `_execute` hook, and a
+    constructor taking the sqlite3 connector and a chunk size (0.17 through 0.22)."""
+    try:
+        parameters = inspect.signature(aiosqlite.Connection.__init__).parameters
+    except (TypeError, ValueError):
+        return False
+    return callable(getattr(aiosqlite.Connection, "_execute", None)) and (
+        list(parameters)[1:3] == ["connector", "iter_chunk_size"]
+    )
 
 
 def _run(

@@ -282,6 +282,12 @@ def build_document(operations: list[Documented], *, title: str, version: str) ->
                     "nothing was changed; retry after the Retry-After seconds",
                     "headers": {"Retry-After": {"required": True, "schema": {"type": "string"}}},
                 },
+                "RateLimited": {
+                    **PROBLEM_RESPONSE,
+                    "description": "Over a rate limit (code `rate_limited`): nothing was "
+                    "changed; try again after the Retry-After seconds",
+                    "headers": {"Retry-After": {"required": True, "schema": {"type": "string"}}},
+                },
                 "ServerError": {
                     **PROBLEM_RESPONSE,
                     "description": "A fault of ours, logged; the connection is closed after it",
@@ -304,7 +310,7 @@ def _path_schema(convertor: Convertor[Any] | None) -> dict[str, Any]:
 
 
 def _error_response(status: int) -> str:
-    return {503: "Unavailable", 500: "ServerError"}.get(status, "Problem")
+    return {503: "Unavailable", 500: "ServerError", 429: "RateLimited"}.get(status, "Problem")
 
 
 def _path_params(path: str) -> list[str]:

@@ -112,3 +112,23 @@ async def test_an_in_memory_database_works_too() -> None:
             assert (await conn.execute(sa.text("SELECT x FROM m"))).scalar_one() == 7
     finally:
         await memory.dispose()
+
+
+async def test_an_aiosqlite_of_another_shape_gets_the_plain_driver(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Should a later aiosqlite drop the private hook, Peerboard still runs, on aiosqlite's
+    own cursor."""
+    monkeypatch.delattr(sqlite_driver.aiosqlite.Connection, "_execute")
+    assert not sqlite_driver.available()
+    monkeypatch.undo()
+    assert sqlite_driver.available()
+    monkeypatch.setattr(sqlite_driver, "available", lambda: False)
+    plain = make_engine(f"sqlite+aiosqlite:///{tmp_path / 'plain.db'}")
+    try:
+        async with plain.begin() as conn:
+            raw = await conn.get_raw_connection()
+            assert not isinstance(raw.driver_connection, sqlite_driver.OneTripConnection)
+            assert (await conn.execute(sa.text("SELECT 41 + 1"))).scalar_one() == 42
+    finally:
+        await plain.dispose()

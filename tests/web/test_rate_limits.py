@@ -62,6 +62,11 @@ async def test_a_join_code_guessing_loop_meets_429(people: People) -> None:
     assert refused.headers["content-type"].startswith("application/problem+json")
     assert refused.json()["code"] == "rate_limited"
     assert 0 < int(refused.headers["retry-after"]) <= 600
+    doc = await document(guesser)
+    check(doc, "/api/v1/join", "post", refused)
+    documented = doc["paths"]["/api/v1/join"]["post"]["responses"]["429"]["$ref"]
+    response = doc["components"]["responses"][documented.rsplit("/", 1)[1]]
+    assert response["headers"]["Retry-After"]["required"] is True  # as it is sent
     page = await guesser.post(
         "/join", data={"code": code, "csrf_token": guesser.headers["X-CSRF-Token"]}
     )
