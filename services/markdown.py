@@ -109,15 +109,19 @@ class _Renderer:
                 if job is None:
                     return
                 text, field, done = job
-                try:
-                    with self.running:
-                        html = render_markdown(text, field=field)
-                except _Stopped:
-                    return  # its caller has answered already; this thread ends
-                except BaseException as exc:  # handed to the caller, as to_thread would
-                    done.set_exception(exc)
-                else:
-                    done.set_result(html)
+                with self.running:
+                    # A job whose caller gave up before it started is cancelled: skipped.
+                    # Marked running under the lock, so a caller that finds it cannot be
+                    # cancelled any more knows this thread holds the lock until it is done.
+                    if done.set_running_or_notify_cancel():
+                        try:
+                            html = render_markdown(text, field=field)
+                        except _Stopped:
+                            raise
+                        except BaseException as exc:  # handed to the caller, as to_thread would
+                            done.set_exception(exc)
+                        else:
+                            done.set_result(html)
                 # `retired` is set before any stop is sent: a renderer that may still be
                 # hit by one never goes back to the idle list.
                 if self.retired:
@@ -127,10 +131,13 @@ class _Renderer:
                         return
                     _IDLE.append(self)
         except _Stopped:
-            return  # a stop that landed between renders: end all the same
+            return  # stopped mid-render, or just after: this thread ends
 
-    def stop(self) -> None:
-        """Give up on the current job: retire, and stop the parse if it still runs."""
+    def give_up(self, done: concurrent.futures.Future[str]) -> None:
+        """The caller stops waiting for `done`: a job not started yet is cancelled (and
+        skipped); one that runs is stopped, and this renderer retired."""
+        if done.cancel():
+            return
         self.retired = True
         if self.running.acquire(blocking=False):  # it finished just now: nothing to stop
             self.running.release()
@@ -154,9 +161,14 @@ async def render_markdown_bounded(text: str, *, field: str = "body") -> str:
     renderer = _Renderer.take()
     renderer.jobs.put((text, field, done))
     try:
-        return await asyncio.wait_for(asyncio.wrap_future(done), RENDER_DEADLINE_SECONDS)
+        # shield: the timeout must not cancel `done` behind our back (give_up decides).
+        waiting = asyncio.wrap_future(done)
+        return await asyncio.wait_for(asyncio.shield(waiting), RENDER_DEADLINE_SECONDS)
+    except asyncio.CancelledError:  # the request itself was given up: so is the render
+        renderer.give_up(done)
+        raise
     except TimeoutError:
-        renderer.stop()
+        renderer.give_up(done)
         raise Invalid(
             problems=[Problem("is too complex to render; simplify its formatting", field=field)]
         ) from None

@@ -174,6 +174,11 @@ class Subscriber(Generic[V]):
     writer: asyncio.Task[Any] | None = None
     sending_since: float = 0.0
     dropped: bool = False
+    # Set while the subscriber's task waits on an empty queue, having written everything up
+    # to this event id: the feed may then write the next batch itself (`write_now`).
+    parked_at: int | None = None
+    # The server's own `send` (uvicorn's), when the stream may be written to directly.
+    server_send: Any = None
 
     def push(self, after: int, upto: int, parts: Any, chunk: bytes | None = None) -> None:
         """Queue a batch: events (after, upto], as (id, bytes) parts and, when they are
@@ -184,6 +189,36 @@ class Subscriber(Generic[V]):
             self.queue.put_nowait((after, upto, parts, chunk))
         except asyncio.QueueFull:
             self.close()  # too slow: it resumes from the events table
+
+    def write_now(self, body: bytes) -> bool:
+        """Write a batch from the feed, without waking this subscriber's task: True when it
+        is written (or the subscriber dropped), False when it must be queued instead.
+
+        Only where the server's send cannot wait: uvicorn's `send` awaits nothing unless
+        its transport is paused for flow control, which is checked first; the coroutine then
+        finishes on its first step. (A thousand task wake-ups per event were most of the
+        fan-out's cost at lecture-hall scale: bench/sse_bench.py.)"""
+        owner = getattr(self.server_send, "__self__", None)
+        flow = getattr(owner, "flow", None)
+        if (
+            self.closed
+            or flow is None
+            or getattr(flow, "write_paused", True)
+            or getattr(owner, "disconnected", True)
+        ):
+            return False
+        step = self.server_send({"type": "http.response.body", "body": body, "more_body": True})
+        try:
+            step.send(None)
+        except StopIteration:
+            return True
+        except Exception as exc:  # the connection is gone or broken: end this stream
+            log.info("live: a direct write failed (%s); closing the stream", exc)
+            self.close()
+            return True
+        step.close()  # it would have waited after all: drop it; the client resumes
+        self.drop()
+        return True
 
     def ping(self) -> None:
         if not self.closed and not self.queue.full():
@@ -273,7 +308,7 @@ class Feed(Generic[V]):
         for subscriber, items in zip(viewers, rendered, strict=True):
             found = by_list.get(id(items))  # the same list for a whole audience: once
             if found is not None:
-                subscriber.push(after, upto, found[0], found[1])
+                _deliver(subscriber, after, upto, found)
                 continue
             key = tuple((i, name, id(data)) for i, name, data in items)
             found = joined.get(key)
@@ -286,10 +321,26 @@ class Feed(Generic[V]):
                     parts.append((item[0], data_bytes))
                 found = joined[key] = (tuple(parts), b"".join(p for _, p in parts))
             by_list[id(items)] = found  # `rendered` keeps every list alive: ids stay unique
-            subscriber.push(after, upto, found[0], found[1])
+            _deliver(subscriber, after, upto, found)
         # Anyone who joined while we read starts after `after` < upto: the gap check in
         # `EventStream` makes them read (after, upto] themselves.
         return len(batch) >= events.MAX_BATCH
+
+
+def _deliver(
+    subscriber: Subscriber[Any], after: int, upto: int, found: tuple[tuple[Part, ...], bytes]
+) -> None:
+    """Hand a batch (after, upto] to a subscriber: written at once when its task is parked
+    exactly at `after` with nothing queued, else queued for its task."""
+    parts, chunk = found
+    if (
+        subscriber.parked_at == after
+        and subscriber.queue.empty()
+        and (not chunk or subscriber.write_now(chunk))
+    ):
+        subscriber.parked_at = upto
+        return
+    subscriber.push(after, upto, parts, chunk)
 
 
 class Hub:
@@ -520,6 +571,7 @@ class EventStream(Response, Generic[V]):
             admission.viewer, admission.caller.actor, admission.credential
         )
         subscriber.writer = asyncio.current_task()
+        subscriber.server_send = scope.get(SERVER_SEND)
         watcher = asyncio.create_task(_watch_disconnect(receive, subscriber))
         feed = self.hub.feed(self.fanout, admission.start_after)
         horizon = feed.add(subscriber)
@@ -545,7 +597,12 @@ class EventStream(Response, Generic[V]):
                     await write(encode_all(items))
             cursor = max(cursor, horizon)
             while True:
+                if subscriber.queue.empty() and subscriber.server_send is not None:
+                    subscriber.parked_at = cursor  # the feed may write from here on
                 entry = await subscriber.queue.get()
+                if subscriber.parked_at is not None:  # what the feed wrote meanwhile
+                    cursor = max(cursor, subscriber.parked_at)
+                    subscriber.parked_at = None
                 if entry is _CLOSE:
                     break
                 if entry is _PING:

@@ -4,6 +4,7 @@ parsing in a thread after the request has been answered (issue 10, finding 6).""
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
 
@@ -40,17 +41,55 @@ async def test_a_render_past_its_deadline_is_refused_and_stopped(
             return text
 
     monkeypatch.setattr(markdown, "_parser", lambda: Spinning())
-    monkeypatch.setattr(markdown, "RENDER_DEADLINE_SECONDS", 0.01)
+    monkeypatch.setattr(markdown, "RENDER_DEADLINE_SECONDS", 0.2)
     with pytest.raises(Invalid) as refused:
         await markdown.render_markdown_bounded("Any *text*.")
     assert "too complex" in str(refused.value.problems[0].message)
-    (thread,) = ran_on
-    thread.join(timeout=60)
-    assert not thread.is_alive()  # the render thread was stopped and ended
+    for thread in ran_on:  # started before its deadline (else it was cancelled, never run)
+        thread.join(timeout=60)
+        assert not thread.is_alive()  # the render thread was stopped and ended
     assert finished == []  # the parse was stopped, not left to finish
     # It is never handed another job: the next render runs, on another thread, in time.
     monkeypatch.undo()
     assert await markdown.render_markdown_bounded("*Fine*") == "<p><em>Fine</em></p>\n"
+
+
+async def test_a_render_whose_deadline_passes_before_it_starts_never_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On a starved machine a job can wait past its deadline before a thread takes it: it
+    is cancelled then, and skipped, not run later without a bound."""
+    ran: list[str] = []
+
+    class Recording:
+        def render(self, text: str) -> str:
+            ran.append(text)
+            return text
+
+    hold = threading.Event()
+    renderer = markdown._Renderer.take()
+    renderer.jobs.put(("hold", "body", _BlockedJob(hold)))  # keeps the thread busy
+    monkeypatch.setattr(markdown, "_parser", lambda: Recording())
+    monkeypatch.setattr(markdown, "RENDER_DEADLINE_SECONDS", 0.05)
+    monkeypatch.setattr(markdown._Renderer, "take", classmethod(lambda cls: renderer))
+    with pytest.raises(Invalid):
+        await markdown.render_markdown_bounded("late")
+    hold.set()
+    await asyncio.sleep(0.2)  # the thread answers "hold", skips "late", waits again
+    assert "late" not in ran and "hold" in ran
+    assert not renderer.retired  # a job that never started leaves its thread healthy
+
+
+class _BlockedJob(concurrent.futures.Future[str]):
+    """A job future whose start blocks its thread until `hold` is set."""
+
+    def __init__(self, hold: threading.Event) -> None:
+        super().__init__()
+        self.hold = hold
+
+    def set_running_or_notify_cancel(self) -> bool:
+        self.hold.wait(30)
+        return super().set_running_or_notify_cancel()
 
 
 async def test_render_threads_are_reused() -> None:
@@ -59,6 +98,7 @@ async def test_render_threads_are_reused() -> None:
     before = {t.ident for t in _render_threads()}
     for n in range(20):
         assert await markdown.render_markdown_bounded(f"n{n}") == f"<p>n{n}</p>\n"
+        await asyncio.sleep(0.01)  # the thread hands the answer over, then waits again
     assert {t.ident for t in _render_threads()} <= before
 
 

@@ -143,9 +143,19 @@ def _client(secret: str) -> httpx.AsyncClient:
 
 
 async def test_each_batch_is_read_once_and_each_audience_sees_what_it_may(
-    database_url: str, forum_setup: dict[str, Any]
+    database_url: str, forum_setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
+    # Under uvicorn the feed writes each batch to parked subscribers itself (no task
+    # wake-up per subscriber): count those writes.
+    direct: list[bool] = []
+    write_now = live.Subscriber.write_now
+
+    def counted(self: live.Subscriber[Any], body: bytes) -> bool:
+        direct.append(write_now(self, body))
+        return direct[-1]
+
+    monkeypatch.setattr(live.Subscriber, "write_now", counted)
     async with served(database_url) as base:
         url = f"{base}/api/v1/threads/{thread}/events"
         who = ["ben"] * 6 + ["chen", "mona", "ada"]
@@ -179,6 +189,21 @@ async def test_each_batch_is_read_once_and_each_audience_sees_what_it_may(
             assert mine["author"]["is_you"] and mine["can_edit"] and not mine["can_flag"]
             assert mine["body"] == "a fanned-out reply"
             assert all(d == datas[0] for d in datas[:6]), "one audience, one rendering"
+            assert direct.count(True) == len(who), direct
+            # And the next batch follows on from where the direct writes left each stream.
+            async with _client(secrets_by_name["ben"]) as ben:
+                again = await ben.post(
+                    f"{base}/api/v1/threads/{thread}/posts", json={"body": "and another"}
+                )
+                assert again.status_code == 201, again.text
+            for lst in listeners:
+                await lst.wait_for("and another")
+            await asyncio.sleep(0.3)
+            assert direct.count(True) == 2 * len(who), direct
+            for lst in listeners:  # each event exactly once, in order
+                ids = [int(i) for i, _, _ in lst.events]
+                assert ids == sorted(set(ids)), ids
+                assert sum("and another" in d for _, _, d in lst.events) == 1
         finally:
             for t in tasks:
                 t.cancel()
