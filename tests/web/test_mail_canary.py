@@ -29,7 +29,9 @@ async def test_no_mail_or_webhook_carries_a_name_its_recipient_may_not_know(
 ) -> None:
     names = {n: canary() for n in ("ivo", "mona", *STUDENTS)}
     world = await make_world(sessions, students=STUDENTS, names=names)
-    later = utcnow() + timedelta(days=3)
+    # Noon (UTC, the cohort's zone) three days on: the daily digest goes out only after
+    # 07:00 local, so a bare `utcnow() + 3 days` made this test fail between 00:00 and 07:00.
+    later = (utcnow() + timedelta(days=3)).replace(hour=12, minute=0, second=0, microsecond=0)
     async with receiver() as hook:
         async with transaction(sessions) as session:
             await webhooks.register(
