@@ -107,7 +107,11 @@ async def test_ordinary_text_renders_within_the_deadline() -> None:
     assert html == "<p>A <em>secure</em> base.</p>\n"
 
 
-async def test_renders_at_once_each_get_their_own_answer() -> None:
+async def test_renders_at_once_each_get_their_own_answer(monkeypatch: pytest.MonkeyPatch) -> None:
+    # What is checked is that no answer crosses to another caller, not speed: on a starved
+    # CI machine (both cores busy with other workers' browsers) 24 threads started at once
+    # once took longer than the product's 2 s deadline.
+    monkeypatch.setattr(markdown, "RENDER_DEADLINE_SECONDS", 60.0)
     texts = [f"*{n}*" for n in range(24)]
     rendered = await asyncio.gather(*(markdown.render_markdown_bounded(t) for t in texts))
     assert rendered == [f"<p><em>{n}</em></p>\n" for n in range(24)]
