@@ -12,7 +12,8 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col, select
 
-from services.models import Event, Thread
+from services.db import table_of
+from services.models import Event, Thread, utcnow
 
 CHANNELS_KEY = "peerboard.channels"
 MAX_BATCH = 200
@@ -42,9 +43,10 @@ async def record(
     thread_id: int | None = None,
     task_id: int | None = None,
     assignment_id: int | None = None,
-) -> Event:
-    """Write an event in the caller's transaction; the channel is woken after commit (and the
-    assignment's workspace channel, when the event names its assignment).
+) -> int:
+    """Write an event in the caller's transaction (its id is returned); the channel is woken
+    after commit (and the assignment's workspace channel, when the event names its
+    assignment). One Core INSERT … RETURNING: no model instance is built or flushed.
 
     A thread's events are written under its row lock (PostgreSQL): ids come from one
     sequence, so two transactions could otherwise commit a thread's events out of id order,
@@ -61,21 +63,32 @@ async def record(
             .where(col(Thread.id) == thread_id)
             .with_for_update(key_share=True)  # FOR NO KEY UPDATE
         )
-    event = Event(
-        channel=channel,
-        kind=kind,
-        post_id=post_id,
-        thread_id=thread_id,
-        task_id=task_id,
-        assignment_id=assignment_id,
-    )
-    session.add(event)
-    await session.flush()
+    await session.flush()  # the caller's pending changes first: the event follows them
+    event_id: int = (
+        await session.execute(
+            _insert_event(),
+            {
+                "channel": channel,
+                "kind": kind,
+                "post_id": post_id,
+                "thread_id": thread_id,
+                "task_id": task_id,
+                "assignment_id": assignment_id,
+                "created_at": utcnow(),
+            },
+        )
+    ).scalar_one()
     wake: set[str] = session.info.setdefault(CHANNELS_KEY, set())
     wake.add(channel)
     if assignment_id is not None:
         wake.add(workspace_channel(assignment_id))
-    return event
+    return event_id
+
+
+@functools.cache
+def _insert_event() -> Any:
+    table = table_of(Event)
+    return sa.insert(table).returning(table.c.id)
 
 
 def channels_to_wake(session: AsyncSession) -> set[str]:

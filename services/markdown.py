@@ -11,6 +11,7 @@ import concurrent.futures
 import ctypes
 import queue
 import threading
+import time
 
 import nh3
 from markdown_it import MarkdownIt
@@ -150,25 +151,54 @@ _IDLE: list[_Renderer] = []
 _IDLE_LOCK = threading.Lock()
 
 
+class Rendering:
+    """A bounded render, started now and awaited later: a reply starts rendering its body
+    before its checks and reads, so the render thread works while they wait on the
+    database. The deadline runs from the start; a render nobody awaits must be given up."""
+
+    def __init__(self, text: str, *, field: str = "body") -> None:
+        if len(text) > MAX_MARKDOWN_CHARS:
+            raise Invalid(
+                problems=[Problem(f"is longer than {MAX_MARKDOWN_CHARS:,} characters", field=field)]
+            )
+        self.field = field
+        self.deadline = time.monotonic() + RENDER_DEADLINE_SECONDS
+        self.done: concurrent.futures.Future[str] = concurrent.futures.Future()
+        self.renderer = _Renderer.take()
+        self.renderer.jobs.put((text, field, self.done))
+        self.settled = False  # answered, or given up: nothing more to stop
+
+    async def result(self) -> str:
+        """The HTML, or Invalid once the deadline has passed (the render is stopped)."""
+        try:
+            # shield: the timeout must not cancel `done` behind our back (give_up decides).
+            waiting = asyncio.wrap_future(self.done)
+            html = await asyncio.wait_for(
+                asyncio.shield(waiting), max(0.0, self.deadline - time.monotonic())
+            )
+            self.settled = True
+            return html
+        except asyncio.CancelledError:  # the request itself was given up: so is the render
+            self.give_up()
+            raise
+        except TimeoutError:
+            self.give_up()
+            raise Invalid(
+                problems=[
+                    Problem("is too complex to render; simplify its formatting", field=self.field)
+                ]
+            ) from None
+
+    def give_up(self) -> None:
+        """Not wanted (the request failed first, or timed out): a job not started is
+        cancelled, a running one stopped. A finished one needs nothing: its thread is
+        already waiting for the next job."""
+        if not self.settled and not self.done.done():
+            self.renderer.give_up(self.done)
+        self.settled = True
+
+
 async def render_markdown_bounded(text: str, *, field: str = "body") -> str:
     """Render off the event loop; input that takes too long is refused, and its rendering
     stopped (bounded in work, not only in waiting)."""
-    if len(text) > MAX_MARKDOWN_CHARS:
-        raise Invalid(
-            problems=[Problem(f"is longer than {MAX_MARKDOWN_CHARS:,} characters", field=field)]
-        )
-    done: concurrent.futures.Future[str] = concurrent.futures.Future()
-    renderer = _Renderer.take()
-    renderer.jobs.put((text, field, done))
-    try:
-        # shield: the timeout must not cancel `done` behind our back (give_up decides).
-        waiting = asyncio.wrap_future(done)
-        return await asyncio.wait_for(asyncio.shield(waiting), RENDER_DEADLINE_SECONDS)
-    except asyncio.CancelledError:  # the request itself was given up: so is the render
-        renderer.give_up(done)
-        raise
-    except TimeoutError:
-        renderer.give_up(done)
-        raise Invalid(
-            problems=[Problem("is too complex to render; simplify its formatting", field=field)]
-        ) from None
+    return await Rendering(text, field=field).result()

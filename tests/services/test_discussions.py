@@ -706,3 +706,47 @@ async def test_live_updates_read_votes_only_for_posts_that_may_have_them(
     assert voted
     unvoted, only_new = await delivered(set())  # the batch holds only its creation
     assert not unvoted and only_new == with_votes - 1
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+async def test_a_reply_renders_its_body_while_it_checks_and_gives_the_render_up_if_refused(
+    session: AsyncSession, forum: Forum, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The body's render starts before the thread is read (it overlaps the reads); a reply
+    refused meanwhile stops that render, and the body's own refusal keeps its turn: a
+    missing thread answers NotFound even for a body that is too long."""
+    import threading
+    import time
+
+    from services import markdown
+
+    thread = await _thread(session, forum)
+    ben = await forum.actor(session, "ben")
+    with pytest.raises(NotFound):
+        await discussions.reply(session, actor=ben, thread_id="missing", body="x" * 200_000)
+    with pytest.raises(Invalid):
+        await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="x" * 200_000)
+
+    started: list[threading.Thread] = []
+    finished: list[bool] = []
+
+    class Spinning:  # a parse that only a stop ends within 30 s
+        def render(self, text: str) -> str:
+            started.append(threading.current_thread())
+            until = time.monotonic() + 30
+            while time.monotonic() < until:
+                pass
+            finished.append(True)
+            return text
+
+    monkeypatch.setattr(markdown, "_parser", lambda: Spinning())
+    with pytest.raises(NotFound):
+        await discussions.reply(session, actor=ben, thread_id="missing", body="Refused *first*.")
+    for render_thread in started:  # begun before the refusal (else cancelled, never run)
+        render_thread.join(timeout=60)
+        assert not render_thread.is_alive()
+    assert finished == []
+    monkeypatch.undo()
+    post = await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="*Yes*")
+    assert post.body_html == "<p><em>Yes</em></p>\n"

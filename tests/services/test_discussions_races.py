@@ -231,22 +231,19 @@ async def test_a_threads_events_commit_in_the_order_of_their_ids(
 
     async def first() -> int:
         async with transaction(sessions) as session:
-            event = await events.record(
+            event_id = await events.record(
                 session, channel=channel, kind="post_edited", thread_id=thread_id
             )
             recorded.set()
             await release.wait()
-            assert event.id is not None
-            return event.id
+            return event_id
 
     async def second() -> int:
         await recorded.wait()
         async with transaction(sessions) as session:
-            event = await events.record(
+            return await events.record(
                 session, channel=channel, kind="post_edited", thread_id=thread_id
             )
-            assert event.id is not None
-            return event.id
 
     one, two = asyncio.create_task(first()), asyncio.create_task(second())
     await recorded.wait()
