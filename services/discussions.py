@@ -31,11 +31,13 @@ from services.db import insert_ignore, insert_row, lock
 from services.errors import Invalid, NotFound, PermissionDenied, Problem, StaleVersion
 from services.markdown import Rendering, render_markdown_bounded
 from services.models import (
+    Assignment,
     Post,
     PostRevision,
     PostVote,
     Thread,
     ThreadFollow,
+    WebhookEndpoint,
     utcnow,
 )
 from services.policy import Actor, DiscussionScope
@@ -105,19 +107,34 @@ async def thread_in_scope(
     """A thread, when its opening post was hidden, and its discussion scope for the actor,
     in one round trip; None when it does not exist or its discussion is not the actor's to
     read (whether they may see this thread in it is still to be asked of policy)."""
-    found = await _thread_with_scope(session, actor=actor, thread_id=thread_id, opening=False)
-    return None if found is None else (found[0], found[1], found[3])
+    found = await _thread_with_scope(
+        session, actor=actor, thread_id=thread_id, opening=False, endpoints=False
+    )
+    return None if found is None else (found.thread, found.hidden_at, found.scope)
+
+
+@dataclass
+class _Found:
+    thread: Thread
+    hidden_at: datetime | None
+    opening: Post | None
+    scope: DiscussionScope
+    endpoints: bool | None  # does the cohort have webhook endpoints (None: not asked)
 
 
 async def _thread_with_scope(
-    session: AsyncSession, *, actor: Actor, thread_id: str, opening: bool
-) -> tuple[Thread, datetime | None, Post | None, DiscussionScope] | None:
+    session: AsyncSession, *, actor: Actor, thread_id: str, opening: bool, endpoints: bool
+) -> _Found | None:
     """`thread_in_scope`, with the whole opening post when `opening` (a reply to it then
-    needs no query of its own)."""
-    row = (await session.execute(_thread_query(opening), {"thread_id": thread_id})).first()
+    needs no query of its own), and with `endpoints`, whether the cohort has any webhook
+    endpoint (most have none: a reply then asks nothing more of webhooks)."""
+    row = (
+        await session.execute(_thread_query(opening, endpoints), {"thread_id": thread_id})
+    ).first()
     if row is None:
         return None
     thread, first_value, *columns = row
+    has_endpoints = bool(columns.pop(0)) if endpoints else None
     opening_post = first_value if opening else None
     hidden_at = opening_post.hidden_at if opening_post is not None else first_value
     try:
@@ -126,17 +143,23 @@ async def _thread_with_scope(
         )
     except NotFound:  # an assignment they may not see: the thread is "not there" alike
         return None
-    return thread, hidden_at, opening_post, scope
+    return _Found(thread, hidden_at, opening_post, scope, has_endpoints)
 
 
 @functools.cache
-def _thread_query(opening: bool) -> Any:
+def _thread_query(opening: bool, endpoints: bool) -> Any:
     """A thread by public id (bind parameter `thread_id`) with its opening post's hidden
-    time, or the whole opening post, and its scope's columns: built once per shape (~0.15
-    ms each time otherwise; every reply and live batch runs it)."""
+    time, or the whole opening post, [whether its cohort has webhook endpoints,] and its
+    scope's columns: built once per shape (~0.15 ms each time otherwise; every reply and
+    live batch runs it)."""
     first = Post if opening else col(Post.hidden_at)
+    columns: list[Any] = [Thread, first]
+    if endpoints:
+        columns.append(
+            sa.exists().where(col(WebhookEndpoint.cohort_id) == col(Assignment.cohort_id))
+        )
     return policy.with_discussion_scope(
-        sa.select(Thread, first).join(
+        sa.select(*columns).join(
             Post, sa.and_(col(Post.thread_id) == col(Thread.id), col(Post.parent_id).is_(None))
         ),
         col(Thread.question_id),
@@ -149,22 +172,30 @@ class ThreadContext:
     scope: DiscussionScope
     opening_hidden: bool
     opening: Post | None = None  # loaded only when asked for (access_thread's `opening`)
+    endpoints: bool | None = None  # the cohort has webhook endpoints (None: not asked)
 
 
 async def access_thread(
-    session: AsyncSession, *, actor: Actor, thread_id: str, opening: bool = False
+    session: AsyncSession,
+    *,
+    actor: Actor,
+    thread_id: str,
+    opening: bool = False,
+    endpoints: bool = False,
 ) -> ThreadContext:
     """Load a thread the actor may read, or raise NotFound (missing and forbidden alike);
-    with `opening`, its opening post too, in the same round trip."""
-    found = await _thread_with_scope(session, actor=actor, thread_id=thread_id, opening=opening)
-    if found is None:
-        raise NotFound("No such thread.")
-    thread, hidden_at, opening_post, scope = found
-    if not policy.can_view_thread(
-        actor, scope, author_id=thread.author_id, hidden=hidden_at is not None
+    with `opening`, its opening post too, and with `endpoints`, whether its cohort has
+    webhook endpoints, in the same round trip."""
+    found = await _thread_with_scope(
+        session, actor=actor, thread_id=thread_id, opening=opening, endpoints=endpoints
+    )
+    if found is None or not policy.can_view_thread(
+        actor, found.scope, author_id=found.thread.author_id, hidden=found.hidden_at is not None
     ):
         raise NotFound("No such thread.")
-    return ThreadContext(thread, scope, hidden_at is not None, opening_post)
+    return ThreadContext(
+        found.thread, found.scope, found.hidden_at is not None, found.opening, found.endpoints
+    )
 
 
 @dataclass
@@ -334,9 +365,11 @@ async def _posted(
     post: Post,
     scope: DiscussionScope,
     following: bool = False,
+    endpoints: bool | None = None,
 ) -> None:
     """After a new post: its author follows the thread (unless they already do), and its
-    readers (and the assignment's workspace) hear of it."""
+    readers (and the assignment's workspace) hear of it; webhooks too, unless the caller
+    knows the cohort has no endpoint (`endpoints` False)."""
     assert thread.id is not None and actor.user_id is not None
     if not following:
         await _follow(session, thread_id=thread.id, user_id=actor.user_id)
@@ -348,7 +381,8 @@ async def _posted(
         thread_id=thread.id,
         assignment_id=scope.assignment_id,
     )
-    await webhooks.post_created(session, thread=thread, post=post, scope=scope)
+    if endpoints is not False:
+        await webhooks.post_created(session, thread=thread, post=post, scope=scope)
 
 
 class _EarlyRender:
@@ -413,7 +447,11 @@ async def reply_in_context(
     try:
         postgres = session.get_bind().dialect.name == "postgresql"
         ctx = await access_thread(
-            session, actor=actor, thread_id=thread_id, opening=not parent_id and not postgres
+            session,
+            actor=actor,
+            thread_id=thread_id,
+            opening=not parent_id and not postgres,
+            endpoints=True,
         )
         thread, scope = ctx.thread, ctx.scope
         assert thread.id is not None
@@ -471,7 +509,7 @@ async def reply_in_context(
         set_committed_value(thread, "last_activity_at", now)
         await _posted(
             session, actor=actor, thread=thread, post=post, scope=scope,
-            following=actor.user_id in followers,
+            following=actor.user_id in followers, endpoints=ctx.endpoints,
         )  # fmt: skip
     except BaseException:
         early.give_up()

@@ -226,3 +226,38 @@ async def test_only_instructors_manage_webhooks(world: ReviewWorld) -> None:
             listed = await webhooks.list_endpoints(session, actor=Actor.system(), cohort_slug="psy")
     assert [e.id for e in listed] == [endpoint.id]
     assert "secret" not in listed[0].model_dump()
+
+
+async def test_a_reply_asks_for_endpoints_only_when_its_cohort_has_some(world: ReviewWorld) -> None:
+    """The thread's read tells a reply whether the cohort has any endpoint: most have none,
+    and then the reply runs no webhook query at all. Once one is registered, the very next
+    reply queues its event."""
+    from tests.conftest import statements_of
+
+    qid = await question_of(world)
+    async with transaction(world.sessions) as session:
+        thread = await discussions.create_thread(
+            session, actor=await world.actor(session, "ada"), question_id=qid,
+            title="Secure bases", body="Opening words",
+        )  # fmt: skip
+
+    async def reply() -> list[str]:
+        async with transaction(world.sessions) as session:
+            ben = await world.actor(session, "ben")
+            with statements_of(session) as statements:
+                await discussions.reply(
+                    session, actor=ben, thread_id=thread.public_id, body="Words"
+                )
+        return statements
+
+    def endpoint_reads(statements: list[str]) -> int:
+        return sum(s.lstrip().startswith("SELECT webhook_endpoints.") for s in statements)
+
+    without = await reply()
+    assert endpoint_reads(without) == 0
+    assert await deliveries(world) == []
+    async with receiver() as hook:
+        await register(world, hook, ["post.created"])
+        with_one = await reply()
+    assert endpoint_reads(with_one) == 1
+    assert [json.loads(d.payload)["type"] for d in await deliveries(world)] == ["post.created"]
