@@ -108,9 +108,19 @@ async def thread_in_scope(
     in one round trip; None when it does not exist or its discussion is not the actor's to
     read (whether they may see this thread in it is still to be asked of policy)."""
     found = await _thread_with_scope(
-        session, actor=actor, thread_id=thread_id, opening=False, endpoints=False
+        session, actor=actor, thread_id=thread_id, opening=False, for_reply=False
     )
     return None if found is None else (found.thread, found.hidden_at, found.scope)
+
+
+@dataclass(frozen=True)
+class ReplyFacts:
+    """Read with the thread for a reply, saving it two queries: whether the cohort has any
+    webhook endpoint (most have none: the reply then asks nothing of webhooks), and who
+    follows the thread (they hear of the reply)."""
+
+    endpoints: bool
+    followers: frozenset[int]
 
 
 @dataclass
@@ -119,22 +129,28 @@ class _Found:
     hidden_at: datetime | None
     opening: Post | None
     scope: DiscussionScope
-    endpoints: bool | None  # does the cohort have webhook endpoints (None: not asked)
+    reply: ReplyFacts | None  # asked for a reply only
 
 
 async def _thread_with_scope(
-    session: AsyncSession, *, actor: Actor, thread_id: str, opening: bool, endpoints: bool
+    session: AsyncSession, *, actor: Actor, thread_id: str, opening: bool, for_reply: bool
 ) -> _Found | None:
     """`thread_in_scope`, with the whole opening post when `opening` (a reply to it then
-    needs no query of its own), and with `endpoints`, whether the cohort has any webhook
-    endpoint (most have none: a reply then asks nothing more of webhooks)."""
+    needs no query of its own), and with `for_reply`, what a reply needs to know besides
+    (ReplyFacts)."""
     row = (
-        await session.execute(_thread_query(opening, endpoints), {"thread_id": thread_id})
+        await session.execute(_thread_query(opening, for_reply), {"thread_id": thread_id})
     ).first()
     if row is None:
         return None
     thread, first_value, *columns = row
-    has_endpoints = bool(columns.pop(0)) if endpoints else None
+    facts = None
+    if for_reply:
+        endpoints, followers = columns.pop(0), columns.pop(0)
+        facts = ReplyFacts(
+            endpoints=bool(endpoints),
+            followers=frozenset(int(f) for f in followers.split(",")) if followers else frozenset(),
+        )
     opening_post = first_value if opening else None
     hidden_at = opening_post.hidden_at if opening_post is not None else first_value
     try:
@@ -143,20 +159,25 @@ async def _thread_with_scope(
         )
     except NotFound:  # an assignment they may not see: the thread is "not there" alike
         return None
-    return _Found(thread, hidden_at, opening_post, scope, has_endpoints)
+    return _Found(thread, hidden_at, opening_post, scope, facts)
 
 
 @functools.cache
-def _thread_query(opening: bool, endpoints: bool) -> Any:
+def _thread_query(opening: bool, for_reply: bool) -> Any:
     """A thread by public id (bind parameter `thread_id`) with its opening post's hidden
-    time, or the whole opening post, [whether its cohort has webhook endpoints,] and its
-    scope's columns: built once per shape (~0.15 ms each time otherwise; every reply and
-    live batch runs it)."""
+    time, or the whole opening post, [a reply's facts: whether its cohort has webhook
+    endpoints, and its followers' ids joined by commas,] and its scope's columns: built
+    once per shape (~0.15 ms each time otherwise; every reply and live batch runs it)."""
     first = Post if opening else col(Post.hidden_at)
     columns: list[Any] = [Thread, first]
-    if endpoints:
+    if for_reply:
         columns.append(
             sa.exists().where(col(WebhookEndpoint.cohort_id) == col(Assignment.cohort_id))
+        )
+        columns.append(
+            sa.select(sa.func.aggregate_strings(sa.cast(col(ThreadFollow.user_id), sa.String), ","))
+            .where(col(ThreadFollow.thread_id) == col(Thread.id))
+            .scalar_subquery()
         )
     return policy.with_discussion_scope(
         sa.select(*columns).join(
@@ -172,7 +193,7 @@ class ThreadContext:
     scope: DiscussionScope
     opening_hidden: bool
     opening: Post | None = None  # loaded only when asked for (access_thread's `opening`)
-    endpoints: bool | None = None  # the cohort has webhook endpoints (None: not asked)
+    reply: ReplyFacts | None = None  # asked for only by a reply (access_thread's `for_reply`)
 
 
 async def access_thread(
@@ -181,20 +202,20 @@ async def access_thread(
     actor: Actor,
     thread_id: str,
     opening: bool = False,
-    endpoints: bool = False,
+    for_reply: bool = False,
 ) -> ThreadContext:
     """Load a thread the actor may read, or raise NotFound (missing and forbidden alike);
-    with `opening`, its opening post too, and with `endpoints`, whether its cohort has
-    webhook endpoints, in the same round trip."""
+    with `opening`, its opening post too, and with `for_reply`, what a reply needs to know
+    besides (ReplyFacts), in the same round trip."""
     found = await _thread_with_scope(
-        session, actor=actor, thread_id=thread_id, opening=opening, endpoints=endpoints
+        session, actor=actor, thread_id=thread_id, opening=opening, for_reply=for_reply
     )
     if found is None or not policy.can_view_thread(
         actor, found.scope, author_id=found.thread.author_id, hidden=found.hidden_at is not None
     ):
         raise NotFound("No such thread.")
     return ThreadContext(
-        found.thread, found.scope, found.hidden_at is not None, found.opening, found.endpoints
+        found.thread, found.scope, found.hidden_at is not None, found.opening, found.reply
     )
 
 
@@ -451,10 +472,10 @@ async def reply_in_context(
             actor=actor,
             thread_id=thread_id,
             opening=not parent_id and not postgres,
-            endpoints=True,
+            for_reply=True,
         )
-        thread, scope = ctx.thread, ctx.scope
-        assert thread.id is not None
+        thread, scope, facts = ctx.thread, ctx.scope, ctx.reply
+        assert thread.id is not None and facts is not None
         if not policy.can_reply(actor, scope, locked=thread.locked):
             raise PermissionDenied(
                 "This thread is locked." if thread.locked else "This discussion is closed."
@@ -496,9 +517,10 @@ async def reply_in_context(
             session, actor=actor, thread=thread, parent=parent, anonymous=anonymous, body=body,
             html=html, now=now,
         )  # fmt: skip
-        followers = await _notify_reply(
-            session, actor=actor, thread=thread, parent=parent, post=post, scope=scope
-        )
+        await _notify_reply(
+            session, actor=actor, thread=thread, parent=parent, post=post, scope=scope,
+            followers=facts.followers,
+        )  # fmt: skip
         # Last: the count is added to in SQL (concurrent replies each add one), and its row lock
         # is held only from here to the commit, so replies to one thread overlap until now and
         # their events (written under the lock) commit in the order of their ids.
@@ -509,7 +531,7 @@ async def reply_in_context(
         set_committed_value(thread, "last_activity_at", now)
         await _posted(
             session, actor=actor, thread=thread, post=post, scope=scope,
-            following=actor.user_id in followers, endpoints=ctx.endpoints,
+            following=actor.user_id in facts.followers, endpoints=facts.endpoints,
         )  # fmt: skip
     except BaseException:
         early.give_up()
@@ -538,13 +560,6 @@ def _count_reply() -> Any:
     )
 
 
-@functools.cache
-def _followers() -> Any:
-    return select(col(ThreadFollow.user_id)).where(
-        ThreadFollow.thread_id == sa.bindparam("thread_id")
-    )
-
-
 async def _notify_reply(
     session: AsyncSession,
     *,
@@ -553,18 +568,17 @@ async def _notify_reply(
     parent: Post,
     post: Post,
     scope: DiscussionScope,
-) -> set[int]:
+    followers: frozenset[int],
+) -> None:
     """The parent's author hears of a reply to them, the thread's other followers of a new
-    post: one set of statements for all of them. Returns who follows the thread."""
+    post: one set of statements for all of them."""
     assert thread.id is not None and post.id is not None and actor.user_id is not None
-    followers = set((await session.execute(_followers(), {"thread_id": thread.id})).scalars())
     kinds = dict.fromkeys(sorted(followers - {actor.user_id}), notifications.FOLLOWED)
     if parent.author_id != actor.user_id and parent.deleted_at is None:
         kinds[parent.author_id] = notifications.REPLY  # one notice each: the reply wins
     await notifications.notify_post(
         session, kinds=kinds, thread=thread, post=post, assignment_id=scope.assignment_id
     )
-    return followers
 
 
 async def edit_post(
