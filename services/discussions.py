@@ -226,6 +226,16 @@ class PostContext:
     scope: DiscussionScope
 
 
+@dataclass
+class NewPost(PostContext):
+    """A reply just made, with what presenting it needs besides the post, its thread and
+    scope (thread_reading.present_new_post): its parent's public id and, when anonymous,
+    its author's alias."""
+
+    parent_public_id: str | None = None
+    alias: str | None = None
+
+
 # Aliases made once: a fresh aliased() entity costs ~0.7 ms to adapt its columns on first
 # use, every time a query is built with one.
 _OPENING = aliased(Post, name="opening_post")
@@ -456,9 +466,9 @@ async def reply_in_context(
     body: str,
     parent_id: str | None = None,
     anonymous: bool = False,
-) -> PostContext:
-    """`reply`, answering with the new post's thread and scope as well (the API presents
-    the post with them instead of looking it up again)."""
+) -> NewPost:
+    """`reply`, answering with the new post's thread and scope as well, and what else
+    presenting it needs (the API presents it without looking it up again)."""
     # On SQLite the unit holds the write lock from its start (BEGIN IMMEDIATE): the opening
     # post read with the thread cannot change before this reply commits. On PostgreSQL the
     # parent is read after the thread's key-share lock below, so it is current.
@@ -508,10 +518,12 @@ async def reply_in_context(
         if parent.depth + 1 > MAX_DEPTH:
             raise Invalid(problems=[Problem("is nested too deeply to reply to", field="parent")])
         html = await rendering.result()
+        alias = None
         if anonymous:
-            await aliases.alias_for(
+            drawn = await aliases.alias_for(
                 session, assignment_id=scope.assignment_id, user_id=actor.user_id
             )
+            alias = drawn.name
         now = utcnow()
         post = await _insert_post(
             session, actor=actor, thread=thread, parent=parent, anonymous=anonymous, body=body,
@@ -536,7 +548,9 @@ async def reply_in_context(
     except BaseException:
         early.give_up()
         raise
-    return PostContext(post=post, thread=thread, scope=scope)
+    return NewPost(
+        post=post, thread=thread, scope=scope, parent_public_id=parent.public_id, alias=alias
+    )
 
 
 # A reply's statements, built once (building one costs 0.1-0.2 ms; its values are bound).

@@ -32,6 +32,7 @@ from services.discussions import (
     HIDDEN_HTML,
     MAX_PER_PAGE,
     SORTS,
+    NewPost,
     _minute,
     access_post,
     access_thread,
@@ -476,6 +477,38 @@ async def present_posts(
         r["id"]: present_post_row(actor, scope, r, locked=thread.locked, public_ids=public_ids)
         for r in rows
     }
+
+
+def present_new_post(actor: Actor, new: NewPost, *, display_name: str) -> dict[str, Any]:
+    """A reply just made, presented to its author from what the reply holds (no query): the
+    row `some_posts_query` would read for it, with their own name. A new post has no votes,
+    no edits and no moderation yet."""
+    post = new.post
+    assert post.id is not None
+    row = {
+        "id": post.id,
+        "public_id": post.public_id,
+        "parent_id": post.parent_id,
+        "author_id": post.author_id,
+        "anonymous": post.anonymous,
+        "depth": post.depth,
+        "body": post.body,
+        "body_html": post.body_html,
+        "version": post.version,
+        "score": post.score,
+        "created_at": post.created_at,
+        "edited_at": post.edited_at,
+        "deleted_at": post.deleted_at,
+        "hidden_at": post.hidden_at,
+        "hidden_reason": post.hidden_reason,
+        "display_name": display_name,
+        "alias": new.alias,
+        "my_vote": None,
+    }
+    public_ids = {post.id: post.public_id}
+    if post.parent_id is not None and new.parent_public_id is not None:
+        public_ids[post.parent_id] = new.parent_public_id
+    return present_post_row(actor, new.scope, row, locked=new.thread.locked, public_ids=public_ids)
 
 
 def parent_public_ids(rows: Sequence[Mapping[str, Any]]) -> dict[int, str]:

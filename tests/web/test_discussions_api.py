@@ -333,3 +333,38 @@ async def test_a_live_vote_is_shown_voted_to_its_voter_only(
     assert voted_event(for_mona.text)["voted"] is False
     everything = await f["ben"].get(f"/api/v1/threads/{thread}/events?poll=1&last_event_id=0")
     assert voted_event(everything.text)["voted"] is True  # with its creation, in one batch
+
+
+async def test_a_new_reply_is_answered_as_the_thread_then_shows_it_to_its_author(
+    people: People, sessions: async_sessionmaker[AsyncSession]
+) -> None:
+    """The 201 body is presented from what the reply holds, not read back: differential
+    check against the same post read from the thread afterwards, for a named reply, an
+    anonymous nested one (name beside alias for its author), a staff reply, and an
+    anonymous reply whose author's alias is drawn by that very reply."""
+    f = await _forum(people, sessions)
+    created = await f["ada"].post(
+        f"/api/v1/questions/{f['question']}/threads", json={"title": "Holding", "body": "Mine"}
+    )
+    thread = created.json()["id"]
+    answered: list[tuple[Any, dict[str, Any]]] = []
+    named = await f["ben"].post(f"/api/v1/threads/{thread}/posts", json={"body": "*Named*"})
+    answered.append((f["ben"], named.json()))
+    nested = await f["ada"].post(
+        f"/api/v1/threads/{thread}/posts",
+        json={"body": "Nested", "parent": named.json()["id"], "anonymous": True},
+    )
+    answered.append((f["ada"], nested.json()))
+    staff = await f["mona"].post(f"/api/v1/threads/{thread}/posts", json={"body": "Staff"})
+    answered.append((f["mona"], staff.json()))
+    first_alias = await f["ben"].post(
+        f"/api/v1/threads/{thread}/posts", json={"body": "Hidden me", "anonymous": True}
+    )
+    answered.append((f["ben"], first_alias.json()))
+    for client, body in answered:
+        view = (await client.get(f"/api/v1/threads/{thread}")).json()
+        (same,) = [p for p in view["posts"] if p["id"] == body["id"]]
+        assert body == same
+    assert nested.json()["parent"] == named.json()["id"]
+    assert nested.json()["author"]["name"] == "Ada" and nested.json()["author"]["alias"]
+    assert first_alias.json()["author"]["alias"].startswith("Anonymous ")

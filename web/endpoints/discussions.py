@@ -37,7 +37,13 @@ from services.policy import Actor
 from services.views import PostView
 from web import idempotency as idempotent
 from web import live
-from web.context import session_state, sessions_of, templates_of, unit_of_work
+from web.context import (
+    session_state,
+    sessions_of,
+    templates_of,
+    unit_of_work,
+    unit_of_work_caller,
+)
 from web.endpoints.pages import (
     Refusal,
     form_field,
@@ -206,7 +212,8 @@ async def _present_one(
 
 async def api_reply(request: Request) -> Response:
     data = await read_model(request, ReplyCreate)
-    async with unit_of_work(request) as (session, actor):
+    async with unit_of_work_caller(request) as (session, caller):
+        actor = caller.actor
         await rate_limits_of(request).hit(request, POST, person=actor.user_id)
 
         async def create() -> Response:
@@ -218,7 +225,12 @@ async def api_reply(request: Request) -> Response:
                 parent_id=data.parent,
                 anonymous=data.anonymous,
             )
-            view = await _present_one(session, actor, replied)
+            # Presented from what the reply holds: no query between the reply and its commit
+            # (its live event waits for the commit). Only a signed-in person can reply.
+            assert caller.user is not None
+            view = thread_reading.present_new_post(
+                actor, replied, display_name=caller.user.display_name
+            )
             return ORJSONResponse(view, status_code=201)
 
         return await idempotent.once(request, session, actor, create)
