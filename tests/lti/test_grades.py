@@ -17,7 +17,12 @@ from services.lti_grades import ScoreSender
 from services.models import Cohort, LtiLineItem, LtiScorePost, Phase, Question, User, utcnow
 from services.policy import Actor
 from tests.conftest import TEST_SECRET
-from tests.lti.advantage_platform import LINEITEM_TYPE, SCORE_TYPE, AdvantagePlatform
+from tests.lti.advantage_platform import (
+    LINEITEM_TYPE,
+    SCORE_TYPE,
+    TOOL_TIMEOUT,
+    AdvantagePlatform,
+)
 from tests.lti.advantage_support import (
     COURSE,
     STUDENTS,
@@ -163,7 +168,7 @@ async def test_scores_are_retried_after_a_500_and_a_timeout(
         await save_grades(tool, browser, world.assignment_id, {"paper": "100"})
     ).status_code == 303
     await write(world, ["s-ada"], post=[])
-    tool.client.timeout = 1.0
+    tool.client.timeout = TOOL_TIMEOUT
     lms.script["scores"] = [500, "timeout"]
     await set_phase(world, Phase.review)
     first = await sender(tool).deliver_due(sessions)

@@ -27,7 +27,7 @@ from services.models import (
     User,
 )
 from tests.conftest import TEST_SECRET
-from tests.lti.advantage_platform import AdvantagePlatform
+from tests.lti.advantage_platform import TOOL_TIMEOUT, AdvantagePlatform
 from tests.lti.advantage_support import (
     COURSE,
     STUDENTS,
@@ -226,7 +226,7 @@ async def test_a_failed_roster_read_changes_nothing_and_says_why(
 ) -> None:  # fmt: skip
     browser, cohort_id = await start_course(tool, lms, sessions)
     await browser.aclose()
-    tool.client.timeout = 1.0
+    tool.client.timeout = TOOL_TIMEOUT
     lms.script["memberships"] = [defect]
     outcome = await sync(tool, sessions)
     assert not outcome.ok and says in outcome.message
@@ -255,7 +255,7 @@ async def test_a_defective_token_answer_is_a_clear_failure(
 ) -> None:  # fmt: skip
     browser, cohort_id = await start_course(tool, lms, sessions)
     await browser.aclose()
-    tool.client.timeout = 1.0
+    tool.client.timeout = TOOL_TIMEOUT
     lms.script["token"] = [defect]
     outcome = await sync(tool, sessions)
     assert not outcome.ok and says in outcome.message, outcome.message
