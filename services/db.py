@@ -6,12 +6,11 @@ ids, and never commit. `transaction()` is the one place that commits or rolls ba
 
 from __future__ import annotations
 
-import functools
 import sqlite3
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextlib import asynccontextmanager
 from enum import StrEnum
-from typing import Any, TypeVar
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy import Connection, MetaData, event
@@ -22,8 +21,6 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import make_transient_to_detached
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlmodel import SQLModel
 
@@ -38,7 +35,6 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 SQLModel.metadata.naming_convention = NAMING_CONVENTION
-M = TypeVar("M", bound=SQLModel)
 metadata: MetaData = SQLModel.metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
@@ -153,25 +149,6 @@ def table_of(model: type[SQLModel]) -> sa.Table:
     plain executemany path, not the ORM's bulk one."""
     table: sa.Table = model.__table__  # type: ignore[attr-defined]
     return table
-
-
-@functools.cache
-def _insert_returning_id(table: sa.Table) -> Any:
-    return sa.insert(table).returning(table.c.id)
-
-
-async def insert_row(session: AsyncSession, instance: M) -> M:
-    """Insert a new model instance with one Core `INSERT … RETURNING id`, then attach it to
-    the session as persistent (as if loaded), without the ORM's unit-of-work flush (about
-    half a millisecond for a single object on a reply's path). Every column is sent as the
-    instance holds it (its field defaults included), so the row is the one a flush writes."""
-    table = table_of(type(instance))
-    values = {c.key: getattr(instance, c.key) for c in table.columns if c.key != "id"}
-    new_id = (await session.execute(_insert_returning_id(table), values)).scalar_one()
-    set_committed_value(instance, "id", new_id)
-    make_transient_to_detached(instance)
-    session.add(instance)
-    return instance
 
 
 async def insert_ignore(session: AsyncSession, model: type[SQLModel], **values: Any) -> bool:

@@ -22,12 +22,12 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import aliased
+from sqlalchemy.orm import aliased, make_transient_to_detached
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import col, select
 
 from services import aliases, events, notifications, policy, webhooks
-from services.db import insert_ignore, insert_row, lock
+from services.db import insert_ignore, lock, table_of
 from services.errors import Invalid, NotFound, PermissionDenied, Problem, StaleVersion
 from services.markdown import Rendering, render_markdown_bounded
 from services.models import (
@@ -368,24 +368,53 @@ async def _insert_post(
         body_html=html,
         created_at=now,
     )
-    await insert_row(session, post)
-    assert post.id is not None
-    # The path needs the id (one more statement: neither SQLite nor PostgreSQL lets an
-    # INSERT read the id it is assigning). Core statements, not the ORM's flush.
-    path = _path(parent.path if parent is not None else None, post.id)
-    await session.execute(_set_path(), {"post_id": post.id, "path": path})
-    set_committed_value(post, "path", path)
+    # One statement: the id is drawn inside the INSERT, and the path made from it there.
+    prefix = f"{parent.path}/" if parent is not None else ""
+    dialect = session.get_bind().dialect.name
+    values = {c.key: getattr(post, c.key) for c in _POST_VALUE_COLUMNS}
+    post_id = (
+        await session.execute(_insert_post_with_path(dialect), {**values, "prefix": prefix})
+    ).scalar_one()
+    set_committed_value(post, "id", post_id)
+    set_committed_value(post, "path", _path(parent.path if parent is not None else None, post_id))
+    make_transient_to_detached(post)
+    session.add(post)
     return post
 
 
+# Every column of a post but its id and path, which the INSERT makes itself.
+_POST_VALUE_COLUMNS = [c for c in table_of(Post).columns if c.key not in ("id", "path")]
+
+
 @functools.cache
-def _set_path() -> Any:
-    return (
-        sa.update(Post)
-        .where(col(Post.id) == sa.bindparam("post_id"))
-        .values(path=sa.bindparam("path"))
-        .execution_options(synchronize_session=False)
+def _insert_post_with_path(dialect: str) -> Any:
+    """INSERT … SELECT that draws the new post's id and writes its path (`prefix` bound,
+    then the id zero-padded to ten digits, as `_path` makes it) in the same statement:
+    the path needs the id, and a second statement to set it cost a round trip, and on
+    PostgreSQL a new row version with every index updated. SQLite assigns max(id) + 1 to
+    a rowid table without AUTOINCREMENT, which is what this draws (safe: a writing unit
+    holds SQLite's write lock from BEGIN IMMEDIATE); PostgreSQL draws from the column's
+    own sequence."""
+    table = table_of(Post)
+    if dialect == "postgresql":
+        drawn: Any = sa.select(
+            sa.func.nextval(sa.func.pg_get_serial_sequence("posts", "id")).label("n")
+        ).subquery("drawn")
+        digits = sa.cast(drawn.c.n, sa.Text)
+        own = sa.func.lpad(digits, sa.func.greatest(10, sa.func.length(digits)), "0")
+    else:
+        drawn = sa.select((sa.func.coalesce(sa.func.max(table.c.id), 0) + 1).label("n")).subquery(
+            "drawn"
+        )
+        own = sa.func.printf("%010d", drawn.c.n)
+    path = sa.bindparam("prefix", type_=sa.Text) + own
+    source = sa.select(
+        drawn.c.n,
+        *(sa.bindparam(c.key, type_=c.type) for c in _POST_VALUE_COLUMNS),
+        path,
     )
+    names = ["id", *(c.key for c in _POST_VALUE_COLUMNS), "path"]
+    return sa.insert(table).from_select(names, source).returning(table.c.id)
 
 
 async def _posted(

@@ -750,3 +750,26 @@ async def test_a_reply_renders_its_body_while_it_checks_and_gives_the_render_up_
     monkeypatch.undo()
     post = await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="*Yes*")
     assert post.body_html == "<p><em>Yes</em></p>\n"
+
+
+async def test_a_post_is_inserted_with_its_path_in_one_statement(
+    session: AsyncSession, forum: Forum
+) -> None:
+    """The id is drawn and the path written by the INSERT itself (no UPDATE after it): the
+    stored path is each ancestor's zero-padded id, as the tree's ORDER BY needs."""
+    thread = await _thread(session, forum)
+    ben = await forum.actor(session, "ben")
+    first = await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="A")
+    with statements_of(session) as statements:
+        nested = await discussions.reply(
+            session, actor=ben, thread_id=thread.public_id, body="B", parent_id=first.public_id
+        )
+    assert not [s for s in statements if s.lstrip().upper().startswith("UPDATE POSTS")]
+    stored = dict(
+        (await session.execute(select(Post.id, Post.path).where(Post.thread_id == thread.id))).all()
+    )
+    opening = min(stored)
+    assert first.id is not None and nested.id is not None
+    assert stored[first.id] == first.path == f"{opening:010d}/{first.id:010d}"
+    assert stored[nested.id] == nested.path == f"{first.path}/{nested.id:010d}"
+    assert nested.id > first.id > opening
