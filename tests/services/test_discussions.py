@@ -716,10 +716,7 @@ async def test_a_reply_renders_its_body_while_it_checks_and_gives_the_render_up_
     """The body's render starts before the thread is read (it overlaps the reads); a reply
     refused meanwhile stops that render, and the body's own refusal keeps its turn: a
     missing thread answers NotFound even for a body that is too long."""
-    import threading
-    import time
-
-    from services import markdown
+    from tests.markdown_support import Spinning
 
     thread = await _thread(session, forum)
     ben = await forum.actor(session, "ben")
@@ -728,25 +725,10 @@ async def test_a_reply_renders_its_body_while_it_checks_and_gives_the_render_up_
     with pytest.raises(Invalid):
         await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="x" * 200_000)
 
-    started: list[threading.Thread] = []
-    finished: list[bool] = []
-
-    class Spinning:  # a parse that only a stop ends within 30 s
-        def render(self, text: str) -> str:
-            started.append(threading.current_thread())
-            until = time.monotonic() + 30
-            while time.monotonic() < until:
-                pass
-            finished.append(True)
-            return text
-
-    monkeypatch.setattr(markdown, "_parser", lambda: Spinning())
+    spinning = Spinning().install(monkeypatch)
     with pytest.raises(NotFound):
         await discussions.reply(session, actor=ben, thread_id="missing", body="Refused *first*.")
-    for render_thread in started:  # begun before the refusal (else cancelled, never run)
-        render_thread.join(timeout=60)
-        assert not render_thread.is_alive()
-    assert finished == []
+    spinning.assert_stopped()
     monkeypatch.undo()
     post = await discussions.reply(session, actor=ben, thread_id=thread.public_id, body="*Yes*")
     assert post.body_html == "<p><em>Yes</em></p>\n"

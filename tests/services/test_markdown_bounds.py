@@ -6,12 +6,12 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import threading
-import time
 
 import pytest
 
 from services import markdown
 from services.errors import Invalid
+from tests.markdown_support import Spinning
 
 
 def _render_threads() -> list[threading.Thread]:
@@ -25,30 +25,14 @@ def _render_threads() -> list[threading.Thread]:
 async def test_a_render_past_its_deadline_is_refused_and_stopped(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    # A parse that would run for 30 s of pure-Python bytecode: only the stop ends it sooner,
-    # however loaded the machine is (a real heavy input may finish before a starved event
-    # loop notices its deadline, which made this test flaky).
-    finished: list[bool] = []
-    ran_on: list[threading.Thread] = []
-
-    class Spinning:
-        def render(self, text: str) -> str:
-            ran_on.append(threading.current_thread())
-            until = time.monotonic() + 30
-            while time.monotonic() < until:
-                pass
-            finished.append(True)
-            return text
-
-    monkeypatch.setattr(markdown, "_parser", lambda: Spinning())
+    # A parse that only a stop ends within 30 s (a real heavy input may finish before a
+    # starved event loop notices its deadline, which made this test flaky).
+    spinning = Spinning().install(monkeypatch)
     monkeypatch.setattr(markdown, "RENDER_DEADLINE_SECONDS", 0.2)
     with pytest.raises(Invalid) as refused:
         await markdown.render_markdown_bounded("Any *text*.")
     assert "too complex" in str(refused.value.problems[0].message)
-    for thread in ran_on:  # started before its deadline (else it was cancelled, never run)
-        thread.join(timeout=60)
-        assert not thread.is_alive()  # the render thread was stopped and ended
-    assert finished == []  # the parse was stopped, not left to finish
+    spinning.assert_stopped()  # the parse was stopped, not left to finish
     # It is never handed another job: the next render runs, on another thread, in time.
     monkeypatch.undo()
     assert await markdown.render_markdown_bounded("*Fine*") == "<p><em>Fine</em></p>\n"
