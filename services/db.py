@@ -39,6 +39,7 @@ metadata: MetaData = SQLModel.metadata
 
 SQLITE_BUSY_TIMEOUT_MS = 5000
 WRITE_OPTION = "peerboard_write"
+SNAPSHOT_OPTION = "peerboard_snapshot"
 POSTGRES_STATEMENT_TIMEOUT_MS = 15000
 
 
@@ -59,10 +60,12 @@ def _sqlite_begin(connection: Connection) -> None:
     # A transaction that will write takes the write lock up front (BEGIN IMMEDIATE): a
     # deferred transaction that reads and then writes fails at once with SQLITE_BUSY when
     # another writer committed in between, and busy_timeout cannot help it.
-    if connection.get_execution_options().get(WRITE_OPTION):
+    options = connection.get_execution_options()
+    if options.get(WRITE_OPTION):
         connection.exec_driver_sql("BEGIN IMMEDIATE")
-    else:
+    elif options.get(SNAPSHOT_OPTION, True):
         connection.exec_driver_sql("BEGIN")
+    # else: no transaction at all, each statement reads the latest commit (`snapshot=False`)
 
 
 def normalize_database_url(url: str) -> str:
@@ -126,14 +129,19 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def transaction(
-    sessions: async_sessionmaker[AsyncSession], *, write: bool = True
+    sessions: async_sessionmaker[AsyncSession], *, write: bool = True, snapshot: bool = True
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit when the block ends normally, roll back on any exception.
 
     `write=False` marks a read-only unit (GET requests): on SQLite it does not take the
-    write lock, so readers never wait for each other."""
+    write lock, so readers never wait for each other. A read-only unit whose reads need not
+    agree on one moment may also say `snapshot=False`: on SQLite it then opens no
+    transaction (no BEGIN and no COMMIT, two trips to the connection's thread), and each
+    statement reads the latest commit. PostgreSQL ignores it."""
+    if write and not snapshot:
+        raise ValueError("a writing unit is always one transaction")
     async with sessions() as session, session.begin():
-        await session.connection(execution_options={WRITE_OPTION: write})
+        await session.connection(execution_options={WRITE_OPTION: write, SNAPSHOT_OPTION: snapshot})
         yield session
 
 

@@ -122,15 +122,23 @@ class OneTripConnection(aiosqlite.Connection):
     def cursor(self) -> OneTripCursor:  # type: ignore[override]
         return OneTripCursor(self)
 
+    def _idle(self) -> bool:
+        try:
+            return not self._conn.in_transaction  # a flag read; safe from any thread
+        except (sqlite3.ProgrammingError, ValueError):  # same-thread-only, or closed
+            return False
+
     async def rollback(self) -> None:
         """As aiosqlite's, but no trip when there is nothing to roll back: the pool rolls
         back every connection it takes back, after our commit has already ended it."""
-        try:
-            idle = not self._conn.in_transaction  # a flag read; safe from any thread
-        except (sqlite3.ProgrammingError, ValueError):  # same-thread-only, or closed
-            idle = False
-        if not idle:
+        if not self._idle():
             await super().rollback()
+
+    async def commit(self) -> None:
+        """As aiosqlite's, but no trip when no transaction is open (a unit that read
+        without one, `transaction(snapshot=False)`)."""
+        if not self._idle():
+            await super().commit()
 
 
 def connector(connect: Callable[[], sqlite3.Connection]) -> OneTripConnection:

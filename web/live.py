@@ -292,7 +292,10 @@ class Feed(Generic[V]):
 
     async def _round(self) -> bool:
         after = self.cursor
-        async with transaction(self.hub.sessions, write=False) as session:
+        # A fanout whose reads need not agree on one moment says so (`snapshot = False`):
+        # on SQLite its round then opens no transaction, two thread trips fewer per batch.
+        snapshot = getattr(self.fanout, "snapshot", True)
+        async with transaction(self.hub.sessions, write=False, snapshot=snapshot) as session:
             batch = await self.fanout.read(session, after)
             if not batch:
                 return False

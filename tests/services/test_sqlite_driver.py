@@ -132,3 +132,34 @@ async def test_an_aiosqlite_of_another_shape_gets_the_plain_driver(
             assert (await conn.execute(sa.text("SELECT 41 + 1"))).scalar_one() == 42
     finally:
         await plain.dispose()
+
+
+async def test_a_unit_without_a_snapshot_reads_in_one_trip_per_statement_and_no_more(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    """`transaction(write=False, snapshot=False)` opens no transaction on SQLite: no BEGIN,
+    and its commit finds nothing to end (no trip). Each statement sees the latest commit:
+    a row committed between its two reads shows up in the second."""
+    from services.db import make_sessionmaker, transaction
+
+    sessions = make_sessionmaker(engine)
+    trips.clear()
+    async with transaction(sessions, write=False, snapshot=False) as session:
+        before = (await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one()
+        assert trips == ["_run"], trips  # the read alone: no BEGIN before it
+        async with engine.begin() as other:
+            await other.execute(sa.text("INSERT INTO t (v) VALUES ('meanwhile')"))
+        trips.clear()
+        after = (await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one()
+    assert after == before + 1
+    assert trips == ["_run"], trips  # the second read; the commit made no trip
+    # With a snapshot (the default) the same two reads agree on one moment.
+    async with transaction(sessions, write=False) as session:
+        before = (await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one()
+        async with engine.begin() as other:
+            await other.execute(sa.text("INSERT INTO t (v) VALUES ('unseen')"))
+        after = (await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one()
+    assert after == before
+    with pytest.raises(ValueError):
+        async with transaction(sessions, write=True, snapshot=False):
+            pass

@@ -333,6 +333,11 @@ class ThreadFanout:
     """A thread's live posts: each batch read once, presented once per audience, and each
     post's card rendered once per distinct presentation."""
 
+    # Its reads need not agree on one moment: a post read after a later change than its
+    # event is presented as it is now (that change's own event follows and shows it again),
+    # and a thread gone since shows nothing. So no transaction on SQLite (web/live.py).
+    snapshot = False
+
     def __init__(self, request: Request, thread_id: str) -> None:
         # The channel is the thread's row id: known once `admit` has found the thread.
         self.key = self.channel = ""
