@@ -169,7 +169,12 @@ class Rendering:
         self.settled = False  # answered, or given up: nothing more to stop
 
     async def result(self) -> str:
-        """The HTML, or Invalid once the deadline has passed (the render is stopped)."""
+        """The HTML, or Invalid once the deadline has passed (the render is stopped). A
+        render that finished in time is answered however late it is asked for (a reply may
+        have waited on a lock meanwhile)."""
+        if self.done.done() and not self.done.cancelled():
+            self.settled = True
+            return self.done.result()
         try:
             # shield: the timeout must not cancel `done` behind our back (give_up decides).
             waiting = asyncio.wrap_future(self.done)

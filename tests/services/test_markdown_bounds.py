@@ -104,3 +104,18 @@ async def test_renders_at_once_each_get_their_own_answer(monkeypatch: pytest.Mon
             break
         await asyncio.sleep(0.01)
     assert len(_render_threads()) <= markdown.MAX_IDLE_RENDERERS
+
+
+async def test_a_render_done_in_time_is_answered_however_late_it_is_asked_for(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A reply starts its render, then may wait on the database past the render's deadline
+    (a lock): a render that finished in time is its answer, not a refusal."""
+    monkeypatch.setattr(markdown, "RENDER_DEADLINE_SECONDS", 0.05)
+    rendering = markdown.Rendering("*Late* to ask")
+    for _ in range(500):  # bounded: 5 s for the thread to answer
+        if rendering.done.done():
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.1)  # the deadline has passed
+    assert await rendering.result() == "<p><em>Late</em> to ask</p>\n"
