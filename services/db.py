@@ -129,7 +129,11 @@ def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
 
 @asynccontextmanager
 async def transaction(
-    sessions: async_sessionmaker[AsyncSession], *, write: bool = True, snapshot: bool = True
+    sessions: async_sessionmaker[AsyncSession],
+    *,
+    write: bool = True,
+    snapshot: bool = True,
+    inline: bool = False,
 ) -> AsyncIterator[AsyncSession]:
     """One unit of work: commit when the block ends normally, roll back on any exception.
 
@@ -137,12 +141,21 @@ async def transaction(
     write lock, so readers never wait for each other. A read-only unit whose reads need not
     agree on one moment may also say `snapshot=False`: on SQLite it then opens no
     transaction (no BEGIN and no COMMIT, two trips to the connection's thread), and each
-    statement reads the latest commit. PostgreSQL ignores it."""
+    statement reads the latest commit. PostgreSQL ignores it.
+
+    `inline=True` marks a unit whose statements are few and small (indexed, a few rows
+    each): on SQLite they run on the event loop's thread, without a trip to the
+    connection's thread (services/sqlite_driver.py). Its BEGIN (which may wait for the write
+    lock) and its COMMIT (which may checkpoint) still make theirs. PostgreSQL ignores it."""
     if write and not snapshot:
         raise ValueError("a writing unit is always one transaction")
     async with sessions() as session, session.begin():
         await session.connection(execution_options={WRITE_OPTION: write, SNAPSHOT_OPTION: snapshot})
-        yield session
+        if inline:
+            with sqlite_driver.inline():
+                yield session
+        else:
+            yield session
 
 
 def core_select(*columns: Any) -> Any:

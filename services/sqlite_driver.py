@@ -14,6 +14,16 @@ documented `async_creator` hook); commits, rollbacks and everything else are aio
 own. Results are always fetched whole, which is what SQLAlchemy's adapter does for
 client-side cursors anyway.
 
+A unit of work whose statements are few, small and cannot wait for a lock may run them on
+the event loop's own thread instead (`inline()`): no trip at all. Each trip is two thread
+wake-ups, and on these virtual machines an idle virtual CPU halts and a wake-up can take
+milliseconds: the live feed's tail was made of such waits, a few per reply. It is for
+statements that take tens of microseconds (indexed reads and writes of a few rows, under a
+write lock already held or reading WAL without one); BEGIN, COMMIT and ROLLBACK are never
+sent inline (they are not sent through a cursor): a BEGIN IMMEDIATE may wait for the write
+lock, a COMMIT may checkpoint. sqlite3 lets go of the GIL while a statement runs, either
+way.
+
 It leans on one private aiosqlite method, `Connection._execute` (queue a function on the
 connection's thread), and on the constructor's shape, both unchanged from aiosqlite 0.17
 through 0.22. `available()` checks both; otherwise Peerboard uses the plain driver.
@@ -23,7 +33,9 @@ from __future__ import annotations
 
 import inspect
 import sqlite3
-from collections.abc import Awaitable, Callable, Generator, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import Any
 
 import aiosqlite
@@ -41,6 +53,20 @@ def available() -> bool:
     return callable(getattr(aiosqlite.Connection, "_execute", None)) and (
         list(parameters)[1:3] == ["connector", "iter_chunk_size"]
     )
+
+
+_INLINE: ContextVar[bool] = ContextVar("peerboard_sqlite_inline", default=False)
+
+
+@contextmanager
+def inline() -> Iterator[None]:
+    """Statements this task sends through a one-trip cursor inside the block run on the
+    event loop's thread (see the module's docstring for which statements may)."""
+    token = _INLINE.set(True)
+    try:
+        yield
+    finally:
+        _INLINE.reset(token)
 
 
 def _run(
@@ -89,8 +115,13 @@ class OneTripCursor:
 
     async def _trip(self, sql: str, parameters: Any, many: bool) -> OneTripCursor:
         connection = self._connection
-        run: Callable[..., Awaitable[_Result]] = connection._execute  # aiosqlite's, untyped
-        result = await run(_run, connection._conn, sql, parameters, many)
+        if _INLINE.get():
+            # SQLAlchemy awaits each statement of a connection before the next, so the
+            # connection's own thread has nothing of this connection in hand meanwhile.
+            result = _run(connection._conn, sql, parameters, many)
+        else:
+            run: Callable[..., Awaitable[_Result]] = connection._execute  # aiosqlite's, untyped
+            result = await run(_run, connection._conn, sql, parameters, many)
         self.description, self.rowcount, self.lastrowid, self._rows = result
         return self
 

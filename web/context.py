@@ -142,10 +142,12 @@ async def unit_of_work(
 
 @asynccontextmanager
 async def unit_of_work_caller(
-    request: Request, *, form_csrf: str | None = None
+    request: Request, *, form_csrf: str | None = None, inline: bool = False
 ) -> AsyncIterator[tuple[AsyncSession, Caller]]:
+    """A unit for this request, its caller identified. `inline`: its statements are few and
+    small, and on SQLite run without thread trips (`services.db.transaction`)."""
     write = request.method not in SAFE_METHODS
-    async with transaction(sessions_of(request), write=write) as session:
+    async with transaction(sessions_of(request), write=write, inline=inline) as session:
         caller = await identify(request, session)
         check_csrf(request, caller, form_csrf)
         yield session, caller

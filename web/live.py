@@ -295,7 +295,12 @@ class Feed(Generic[V]):
         # A fanout whose reads need not agree on one moment says so (`snapshot = False`):
         # on SQLite its round then opens no transaction, two thread trips fewer per batch.
         snapshot = getattr(self.fanout, "snapshot", True)
-        async with transaction(self.hub.sessions, write=False, snapshot=snapshot) as session:
+        # One whose reads are all small (a batch of events and what they name, by key) says
+        # `inline = True`: on SQLite they run without thread trips (services/db.py).
+        inline = getattr(self.fanout, "inline", False)
+        async with transaction(
+            self.hub.sessions, write=False, snapshot=snapshot, inline=inline
+        ) as session:
             batch = await self.fanout.read(session, after)
             if not batch:
                 return False

@@ -3,6 +3,8 @@ behaving as aiosqlite's own cursor does for everything SQLAlchemy reads."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -163,3 +165,78 @@ async def test_a_unit_without_a_snapshot_reads_in_one_trip_per_statement_and_no_
     with pytest.raises(ValueError):
         async with transaction(sessions, write=True, snapshot=False):
             pass
+
+
+async def _statement_thread(session: Any) -> int:
+    """The id of the thread that ran this statement (a function of the connection's)."""
+    raw = (await (await session.connection()).get_raw_connection()).driver_connection
+    await raw.create_function("ran_on", 0, threading.get_ident)
+    return int((await session.execute(sa.text("SELECT ran_on()"))).scalar_one())
+
+
+async def test_an_inline_unit_runs_its_statements_on_the_event_loops_thread(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    """`transaction(inline=True)`: its statements make no trip, and run on the calling
+    thread; its BEGIN IMMEDIATE and its COMMIT still make theirs. Without it, statements
+    run on the connection's own thread."""
+    from services.db import make_sessionmaker, transaction
+
+    sessions = make_sessionmaker(engine)
+    here = threading.get_ident()
+    trips.clear()
+    async with transaction(sessions, inline=True) as session:
+        assert trips == ["_run"], trips  # BEGIN IMMEDIATE, on the connection's thread
+        trips.clear()
+        assert await _statement_thread(session) == here
+        await session.execute(sa.text("INSERT INTO t (v, n) VALUES ('inline', 1)"))
+        assert trips == ["create_function"], trips  # the test's own call; no statement
+        trips.clear()
+    assert trips == ["commit"], trips
+    async with transaction(sessions, write=False) as session:
+        assert (await session.execute(sa.text("SELECT n FROM t WHERE v = 'inline'"))).scalar() == 1
+        assert await _statement_thread(session) != here
+    # A failing statement inline rolls the unit back as any other does.
+    with pytest.raises(IntegrityError):
+        async with transaction(sessions, inline=True) as session:
+            await session.execute(sa.text("INSERT INTO t (v, n) VALUES ('kept?', 2)"))
+            await session.execute(sa.text("INSERT INTO t (v, n) VALUES ('inline', 3)"))
+    async with transaction(sessions, write=False) as session:
+        assert (await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one() == 1
+        # And the next unit on that connection is not inline: the flag ended with its unit.
+        assert await _statement_thread(session) != here
+
+
+async def test_an_inline_unit_waiting_for_the_write_lock_does_not_stall_the_event_loop(
+    engine: AsyncEngine,
+) -> None:
+    """The BEGIN IMMEDIATE of an inline unit waits for the write lock on the connection's
+    thread: while another connection holds the lock, the event loop goes on running."""
+    from services.db import make_sessionmaker, transaction
+
+    sessions = make_sessionmaker(engine)
+    ticks = 0
+    waited = asyncio.Event()
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while not waited.is_set():
+            ticks += 1
+            await asyncio.sleep(0.01)
+
+    async with engine.connect() as holder:
+        # Its write takes the lock (the connection began its transaction on first use).
+        await holder.execute(sa.text("INSERT INTO t (v, n) VALUES ('first', 1)"))
+
+        async def unit() -> int:
+            async with transaction(sessions, inline=True) as session:
+                waited.set()
+                return int((await session.execute(sa.text("SELECT count(*) FROM t"))).scalar_one())
+
+        ticking = asyncio.create_task(ticker())
+        waiting = asyncio.create_task(unit())
+        await asyncio.sleep(0.3)
+        assert not waiting.done() and ticks >= 10, ticks  # the loop ran while it waited
+        await holder.commit()
+        assert await asyncio.wait_for(waiting, 10) == 1  # and it read what was committed
+        await ticking

@@ -299,3 +299,49 @@ async def test_a_subscriber_that_falls_behind_is_dropped(
     assert subscriber.queue.qsize() == 1
     subscriber.push(3, 4, [(4, "x", "{}")])  # nothing more is queued
     assert subscriber.queue.qsize() == 1
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_reply_and_its_live_delivery_send_their_statements_inline(
+    database_url: str, forum_setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite an API reply's statements and the thread feed's reads run on the event
+    loop's thread (`transaction(inline=True)`): the only trips to a connection's thread
+    are the reply's BEGIN IMMEDIATE and COMMIT (and the token's last-used touch, a unit of
+    its own after it). Each trip is two thread wake-ups, the tail of live delivery."""
+    from services import sqlite_driver
+
+    thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
+    trips: list[str] = []
+    original = sqlite_driver.OneTripConnection._execute
+
+    async def counted(self: Any, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        sql = args[1] if getattr(fn, "__name__", "") == "_run" else ""
+        trips.append(f"{getattr(fn, '__name__', repr(fn))} {sql}".strip())
+        return await original(self, fn, *args, **kwargs)
+
+    async with served(database_url) as base:
+        url = f"{base}/api/v1/threads/{thread}/events"
+        listener = Listener()
+        async with _client(secrets_by_name["ben"]) as ben, _client(secrets_by_name["ada"]) as ada:
+            task = asyncio.create_task(listener.run(ben, url))
+            try:
+                await asyncio.sleep(1.0)  # the stream is open and registered
+                monkeypatch.setattr(sqlite_driver.OneTripConnection, "_execute", counted)
+                with counting("FROM events") as reads:
+                    made = await ada.post(
+                        f"{base}/api/v1/threads/{thread}/posts", json={"body": "inline reply"}
+                    )
+                    assert made.status_code == 201, made.text
+                    await listener.wait_for("inline reply")
+                    await asyncio.sleep(0.3)
+                monkeypatch.undo()
+            finally:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+    assert reads, "the feed read the batch"
+    # Other trips: the touch's own unit (api_tokens), and a new pooled connection's PRAGMAs.
+    tables = ("posts", "events", "threads", "notifications", "mail_outbox", "memberships")
+    tripped = [t for t in trips if any(f" {table}" in t for table in tables)]
+    assert tripped == [], tripped
+    assert trips[:2] == ["_run BEGIN IMMEDIATE", "commit"], trips  # the reply's unit

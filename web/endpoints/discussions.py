@@ -212,7 +212,9 @@ async def _present_one(
 
 async def api_reply(request: Request) -> Response:
     data = await read_model(request, ReplyCreate)
-    async with unit_of_work_caller(request) as (session, caller):
+    # Every statement of a reply is an indexed read or write of a few rows under the write
+    # lock: inline on SQLite (a live reply's latency is mostly thread trips otherwise).
+    async with unit_of_work_caller(request, inline=True) as (session, caller):
         actor = caller.actor
         await rate_limits_of(request).hit(request, POST, person=actor.user_id)
 
@@ -337,6 +339,9 @@ class ThreadFanout:
     # event is presented as it is now (that change's own event follows and shows it again),
     # and a thread gone since shows nothing. So no transaction on SQLite (web/live.py).
     snapshot = False
+    # Its reads are a batch of events (at most events.MAX_BATCH), the thread's scope and the
+    # posts they name, all by key: inline on SQLite, no thread trips (web/live.py).
+    inline = True
 
     def __init__(self, request: Request, thread_id: str) -> None:
         # The channel is the thread's row id: known once `admit` has found the thread.
