@@ -21,7 +21,7 @@ raw asyncio sockets (an httpx client saturates before the server does). Loopback
 every loop is bounded in count and time.
 
 Run: .venv/bin/python bench/sse_bench.py            (100, 1,000, 5,000 over 50 threads)
-     .venv/bin/python bench/sse_bench.py --only 100,1000 --no-redis --events 100
+     .venv/bin/python bench/sse_bench.py --only 100,1000 --no-redis   (the two with goals)
      .venv/bin/python bench/sse_bench.py --quick    (tiny sizes, seconds: run by the tests)
 """
 
@@ -279,7 +279,7 @@ async def extra_threads(url: str, thread: str, count: int) -> list[str]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a few seconds")
-    parser.add_argument("--events", type=int, default=30)
+    parser.add_argument("--events", type=int, default=100)
     parser.add_argument(
         "--only", default="", help="comma-separated subscriber counts to run (e.g. 100,1000)"
     )
