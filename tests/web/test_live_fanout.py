@@ -301,17 +301,10 @@ async def test_a_subscriber_that_falls_behind_is_dropped(
     assert subscriber.queue.qsize() == 1
 
 
-@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
-async def test_a_reply_and_its_live_delivery_send_their_statements_inline(
-    database_url: str, forum_setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """On SQLite an API reply's statements and the thread feed's reads run on the event
-    loop's thread (`transaction(inline=True)`): the only trips to a connection's thread
-    are the reply's BEGIN IMMEDIATE and COMMIT (and the token's last-used touch, a unit of
-    its own after it). Each trip is two thread wake-ups, the tail of live delivery."""
+def _count_trips(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Every function queued on a SQLite connection's thread, a statement with its SQL."""
     from services import sqlite_driver
 
-    thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
     trips: list[str] = []
     original = sqlite_driver.OneTripConnection._execute
 
@@ -320,6 +313,54 @@ async def test_a_reply_and_its_live_delivery_send_their_statements_inline(
         trips.append(f"{getattr(fn, '__name__', repr(fn))} {sql}".strip())
         return await original(self, fn, *args, **kwargs)
 
+    monkeypatch.setattr(sqlite_driver.OneTripConnection, "_execute", counted)
+    return trips
+
+
+# A reply's tables and the feed's: none of their statements may take a trip.
+_INLINE_TABLES = ("posts", "events", "threads", "notifications", "mail_outbox", "memberships")
+
+
+def _tripped(trips: list[str]) -> list[str]:
+    return [t for t in trips if any(f" {table}" in t for table in _INLINE_TABLES)]
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_reply_from_the_page_sends_its_statements_inline(
+    asgi: Any, forum_setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch,
+    sessions: async_sessionmaker[AsyncSession],
+) -> None:  # fmt: skip
+    from services import websessions
+    from tests.conftest import client_for
+
+    forum = forum_setup["forum"]
+    async with transaction(sessions) as session:
+        key, row = await websessions.create(
+            session, policy=websessions.SessionPolicy(), user_id=forum.users["ben"]
+        )
+    async with client_for(asgi) as client:
+        client.cookies.set("peerboard_session", key)
+        trips = _count_trips(monkeypatch)
+        made = await client.post(
+            f"/threads/{forum_setup['thread']}/posts",
+            data={"body": "from the page", "csrf_token": row.csrf_token},
+        )
+        monkeypatch.undo()
+    assert made.status_code == 303, made.text
+    assert _tripped(trips) == [], trips
+    # (a connection the pool opens first makes its own trips: its functions and PRAGMAs)
+    assert "_run BEGIN IMMEDIATE" in trips and "commit" in trips, trips
+
+
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+async def test_a_reply_and_its_live_delivery_send_their_statements_inline(
+    database_url: str, forum_setup: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On SQLite an API reply's statements and the thread feed's reads run on the event
+    loop's thread (`transaction(inline=True)`): the only trips to a connection's thread
+    are the reply's BEGIN IMMEDIATE and COMMIT (and the token's last-used touch, a unit of
+    its own after it). Each trip is two thread wake-ups, the tail of live delivery."""
+    thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
     async with served(database_url) as base:
         url = f"{base}/api/v1/threads/{thread}/events"
         listener = Listener()
@@ -327,7 +368,7 @@ async def test_a_reply_and_its_live_delivery_send_their_statements_inline(
             task = asyncio.create_task(listener.run(ben, url))
             try:
                 await asyncio.sleep(1.0)  # the stream is open and registered
-                monkeypatch.setattr(sqlite_driver.OneTripConnection, "_execute", counted)
+                trips = _count_trips(monkeypatch)
                 with counting("FROM events") as reads:
                     made = await ada.post(
                         f"{base}/api/v1/threads/{thread}/posts", json={"body": "inline reply"}
@@ -341,7 +382,5 @@ async def test_a_reply_and_its_live_delivery_send_their_statements_inline(
                 await asyncio.gather(task, return_exceptions=True)
     assert reads, "the feed read the batch"
     # Other trips: the touch's own unit (api_tokens), and a new pooled connection's PRAGMAs.
-    tables = ("posts", "events", "threads", "notifications", "mail_outbox", "memberships")
-    tripped = [t for t in trips if any(f" {table}" in t for table in tables)]
-    assert tripped == [], tripped
+    assert _tripped(trips) == [], trips
     assert trips[:2] == ["_run BEGIN IMMEDIATE", "commit"], trips  # the reply's unit

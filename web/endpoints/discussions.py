@@ -564,7 +564,9 @@ def _back(request: Request, thread_id: str, anchor: str = "") -> str:
 async def reply_form(request: Request) -> Response:
     form = await request.form()
     thread_id = request.path_params["thread"]
-    async with page_unit(request, form) as (session, caller):
+    # A reply's statements are small, as in `api_reply` (a refusal re-renders the page in a
+    # unit of its own).
+    async with page_unit(request, form, inline=True) as (session, caller):
         if (redirect := require_signed_in(request, caller)) is not None:
             return redirect
         await rate_limits_of(request).hit(request, POST, person=caller.actor.user_id)

@@ -125,12 +125,14 @@ async def keep_input(
 
 @asynccontextmanager
 async def page_unit(
-    request: Request, form: FormData | None = None
+    request: Request, form: FormData | None = None, *, inline: bool = False
 ) -> AsyncIterator[tuple[AsyncSession, Caller]]:
+    """The unit of a page or a form's POST. `inline`: its statements are few and small
+    (on SQLite they run without thread trips: `services.db.transaction`)."""
     # A re-render after a refused POST is still that POST: its form carries the CSRF token.
     token = form.get("csrf_token") if form is not None else None
     async with unit_of_work_caller(
-        request, form_csrf=token if isinstance(token, str) else None
+        request, form_csrf=token if isinstance(token, str) else None, inline=inline
     ) as (session, caller):
         if caller.user is not None:
             request.state.viewer = {
