@@ -23,6 +23,7 @@ every loop is bounded in count and time.
 
 Run: .venv/bin/python bench/sse_bench.py            (100, 1,000, 5,000 over 50 threads)
      .venv/bin/python bench/sse_bench.py --only 100,1000 --no-redis   (the two with goals)
+     .venv/bin/python bench/sse_bench.py --database postgresql://postgres@127.0.0.1:5432/postgres
      .venv/bin/python bench/sse_bench.py --quick    (tiny sizes, seconds: run by the tests)
 """
 
@@ -47,6 +48,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from databases import scratch_database  # noqa: E402
 from thread_bench import SECRET, _free_port, _start, seed  # noqa: E402
 
 MARK = re.compile(rb"mark-(\d+)-(\d+\.\d+)")
@@ -295,6 +297,9 @@ def main() -> None:
         "--only", default="", help="comma-separated subscriber counts to run (e.g. 100,1000)"
     )
     parser.add_argument("--no-redis", action="store_true", help="skip the two-process run")
+    parser.add_argument(
+        "--database", default="", help="a PostgreSQL admin URL (default SQLite in a temp folder)"
+    )
     args = parser.parse_args()
     interval = 0.1
     sizes = [(100, 1), (1000, 1), (5000, 50)]
@@ -304,8 +309,7 @@ def main() -> None:
         wanted = {int(n) for n in args.only.split(",")}
         sizes = [s for s in sizes if s[0] in wanted]
 
-    with tempfile.TemporaryDirectory() as tmp:
-        url = f"sqlite+aiosqlite:///{tmp}/bench.db"
+    with tempfile.TemporaryDirectory() as tmp, scratch_database(args.database, tmp, "sse") as url:
         first, token = asyncio.run(seed(url, 3))
         threads = asyncio.run(extra_threads(url, first, max(t for _, t in sizes)))
 
@@ -331,6 +335,7 @@ def main() -> None:
         bare_cmd += ["uvloop", "--http", "httptools", "--no-access-log", "--log-level", "warning"]
 
         print(
+            f"{'PostgreSQL' if args.database else 'SQLite'}; "
             f"a reply every {interval * 1000:.0f} ms per thread, {args.events} replies; "
             "latency from posting to arrival at each subscriber (it includes the publishing "
             "POST: Peerboard's is a whole reply, written and committed; the bare app's a queue "

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from databases import scratch_database  # noqa: E402
 from thread_bench import SECRET, _free_port, _start  # noqa: E402
 
 DROP_RATE = 0.05
@@ -184,24 +185,10 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.writers, args.posts = 5, 3
-    with tempfile.TemporaryDirectory() as tmp:
-        if args.database:
-            import asyncpg
-
-            name = f"peerboard_writers_{os.getpid()}"
-
-            async def create() -> None:
-                conn = await asyncpg.connect(args.database.replace("+asyncpg", ""))
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-                await conn.execute(f'CREATE DATABASE "{name}"')
-                await conn.close()
-
-            asyncio.run(create())
-            from services.db import normalize_database_url
-
-            url = normalize_database_url(args.database.rsplit("/", 1)[0] + f"/{name}")
-        else:
-            url = f"sqlite+aiosqlite:///{tmp}/writers.db"
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        scratch_database(args.database, tmp, "writers") as url,
+    ):
         thread, keys = asyncio.run(seed(url, args.writers))
         port = _free_port()
         env = {
@@ -233,14 +220,6 @@ def main() -> None:
             server.terminate()
             server.wait(timeout=30)
         stored, post_count, rows = asyncio.run(read_back(url, thread))
-        if args.database:
-
-            async def drop() -> None:
-                conn = await asyncpg.connect(args.database.replace("+asyncpg", ""))
-                await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-                await conn.close()
-
-            asyncio.run(drop())
     acked = set(out["acked"])
     lost = len(acked - set(stored))
     duplicates = sum(1 for n in stored.values() if n > 1)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import postgres_admin_dsn
+
 ROOT = Path(__file__).resolve().parents[1]
 BENCHES = sorted(p.name for p in (ROOT / "bench").glob("*_bench.py"))
 
@@ -29,3 +31,22 @@ def test_the_benchmark_runs_in_quick_mode(bench: str) -> None:
     )
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
     assert done.stdout.strip(), "a benchmark prints its figures"
+
+
+# The benchmarks that take `--database` (a PostgreSQL admin URL) run on it too.
+ON_POSTGRES = ["sse_bench.py", "writers_bench.py"]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("bench", ON_POSTGRES)
+def test_the_benchmark_runs_in_quick_mode_on_postgresql(bench: str) -> None:
+    dsn = postgres_admin_dsn()
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / bench), "--quick", "--database", dsn],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-4000:]
+    assert "PostgreSQL" in done.stdout, done.stdout[-2000:]
