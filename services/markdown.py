@@ -106,13 +106,19 @@ class _Renderer:
         self.thread.start()
 
     @classmethod
-    def take(cls) -> _Renderer:
+    def take(cls, job: _Job) -> _Renderer:
+        """An idle renderer (or a new one), handed `job`. Handed under the idle list's lock:
+        a renderer decides to end under it too, and only unlisted with no job waiting, so
+        none ends with a job it was handed."""
         with _IDLE_LOCK:
             while _IDLE:
                 renderer = _IDLE.pop()
                 if not renderer.retired and renderer.thread.is_alive():
+                    renderer.jobs.put(job)
                     return renderer
-        return cls()
+        renderer = cls()
+        renderer.jobs.put(job)
+        return renderer
 
     def _serve(self) -> None:
         try:
@@ -139,9 +145,15 @@ class _Renderer:
                 if self.retired:
                     return
                 with _IDLE_LOCK:
-                    if len(_IDLE) >= MAX_IDLE_RENDERERS:
-                        return
-                    _IDLE.append(self)
+                    # Listed once: a thread handed a second job before it went back (one
+                    # queued behind another) is still listed from the first. Listed twice,
+                    # it could be taken from its second entry after ending (the list full)
+                    # and that job never answered. It ends only unlisted and with no job
+                    # (`take` hands jobs under this lock).
+                    if self not in _IDLE:
+                        if len(_IDLE) >= MAX_IDLE_RENDERERS and self.jobs.empty():
+                            return
+                        _IDLE.append(self)
         except _Stopped:
             return  # stopped mid-render, or just after: this thread ends
 
@@ -175,8 +187,7 @@ class Rendering:
         self.field = field
         self.deadline = time.monotonic() + RENDER_DEADLINE_SECONDS
         self.done: concurrent.futures.Future[str] = concurrent.futures.Future()
-        self.renderer = _Renderer.take()
-        self.renderer.jobs.put((text, field, self.done))
+        self.renderer = _Renderer.take((text, field, self.done))
         self.settled = False  # answered, or given up: nothing more to stop
 
     async def result(self) -> str:

@@ -51,11 +51,15 @@ async def test_a_render_whose_deadline_passes_before_it_starts_never_runs(
             return text
 
     hold = threading.Event()
-    renderer = markdown._Renderer.take()
-    renderer.jobs.put(("hold", "body", _BlockedJob(hold)))  # keeps the thread busy
+    renderer = markdown._Renderer.take(("hold", "body", _BlockedJob(hold)))  # keeps it busy
     monkeypatch.setattr(markdown, "_parser", lambda: Recording())
     monkeypatch.setattr(markdown, "RENDER_DEADLINE_SECONDS", 0.05)
-    monkeypatch.setattr(markdown._Renderer, "take", classmethod(lambda cls: renderer))
+
+    def same(cls: type[markdown._Renderer], job: markdown._Job) -> markdown._Renderer:
+        renderer.jobs.put(job)
+        return renderer
+
+    monkeypatch.setattr(markdown._Renderer, "take", classmethod(same))
     with pytest.raises(Invalid):
         await markdown.render_markdown_bounded("late")
     hold.set()
@@ -78,12 +82,23 @@ class _BlockedJob(concurrent.futures.Future[str]):
 
 async def test_render_threads_are_reused() -> None:
     """Starting a thread per render cost ~1 ms; an idle render thread takes the next job."""
+    await _idle_again()
     await markdown.render_markdown_bounded("warm")
+    await _idle_again()
     before = {t.ident for t in _render_threads()}
     for n in range(20):
         assert await markdown.render_markdown_bounded(f"n{n}") == f"<p>n{n}</p>\n"
-        await asyncio.sleep(0.01)  # the thread hands the answer over, then waits again
+        await _idle_again()
     assert {t.ident for t in _render_threads()} <= before
+
+
+async def _idle_again() -> None:
+    """Until a render thread is listed idle again: it hands the answer over, then lists
+    itself (a fixed 10 ms was not always enough on a machine whose idle CPU sleeps)."""
+    for _ in range(500):  # bounded: 5 s
+        if markdown._IDLE:
+            return
+        await asyncio.sleep(0.01)
 
 
 async def test_ordinary_text_renders_within_the_deadline() -> None:
@@ -119,3 +134,30 @@ async def test_a_render_done_in_time_is_answered_however_late_it_is_asked_for(
         await asyncio.sleep(0.01)
     await asyncio.sleep(0.1)  # the deadline has passed
     assert await rendering.result() == "<p><em>Late</em> to ask</p>\n"
+
+
+async def test_a_render_thread_handed_two_jobs_is_listed_idle_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A thread that answered two queued jobs went back to the idle list after each: listed
+    twice, it could later be handed a job while it was ending (the list full), and that job
+    was never answered (a render hung until its deadline). It is listed once."""
+    idle: list[markdown._Renderer] = []
+    monkeypatch.setattr(markdown, "_IDLE", idle)
+    jobs = [concurrent.futures.Future[str]() for _ in range(2)]
+    renderer = markdown._Renderer.take(("*0*", "body", jobs[0]))
+    renderer.jobs.put(("*1*", "body", jobs[1]))  # a second job queued behind the first
+    assert [done.result(timeout=30) for done in jobs] == [
+        "<p><em>0</em></p>\n",
+        "<p><em>1</em></p>\n",
+    ]
+    for _ in range(100):  # bounded: 1 s for the thread to list itself after its last job
+        if idle:
+            break
+        await asyncio.sleep(0.01)
+    await asyncio.sleep(0.05)
+    assert idle == [renderer]
+    # And it serves the next job it is handed.
+    done = concurrent.futures.Future[str]()
+    assert markdown._Renderer.take(("next", "body", done)) is renderer
+    assert await asyncio.wrap_future(done) == "<p>next</p>\n"
