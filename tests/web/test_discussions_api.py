@@ -147,7 +147,7 @@ async def test_hostile_markdown_is_inert_in_json_and_pages(
     text = page.text.lower()
     assert "<script>alert" not in text
     assert "&lt;script&gt;alert(&#39;t&#39;)&lt;/script&gt;{{7*7}}" in text
-    assert "49" not in page.text.split("<main", 1)[1].split("</main>", 1)[0] or "{{7*7}}" in text
+    assert "&lt;/script&gt;49" not in text  # the title was not evaluated as a template
 
 
 async def test_hostile_inputs_are_refused_cleanly(
