@@ -22,7 +22,9 @@ statements that take tens of microseconds (indexed reads and writes of a few row
 write lock already held or reading WAL without one); BEGIN, COMMIT and ROLLBACK are never
 sent inline (they are not sent through a cursor): a BEGIN IMMEDIATE may wait for the write
 lock, a COMMIT may checkpoint. sqlite3 lets go of the GIL while a statement runs, either
-way.
+way. A statement with many rows or parameters (an `executemany` of a notice per follower,
+a multi-row INSERT) takes its trip even inside such a unit: its cost grows with its size, and
+on the connection's thread the loop serves other requests meanwhile.
 
 It leans on one private aiosqlite method, `Connection._execute` (queue a function on the
 connection's thread), and on the constructor's shape, both unchanged from aiosqlite 0.17
@@ -57,6 +59,12 @@ def available() -> bool:
 
 _INLINE: ContextVar[bool] = ContextVar("peerboard_sqlite_inline", default=False)
 
+# An inline unit still sends a statement to the connection's thread past these sizes: rows of
+# an `executemany`, or bound parameters of one statement. A reply's notices to a thread's few
+# followers stay inline; a lecture hall's worth does not.
+INLINE_MAX_ROWS = 16
+INLINE_MAX_PARAMETERS = 256
+
 
 @contextmanager
 def inline() -> Iterator[None]:
@@ -87,6 +95,17 @@ def _run(
         cursor.close()
 
 
+def _small(parameters: Any, many: bool) -> bool:
+    """Whether a statement is small enough to run inline, by its rows or parameters."""
+    if parameters is None:
+        return True
+    try:
+        size = len(parameters)
+    except TypeError:  # an iterator of rows: its size is unknown
+        return False
+    return size <= (INLINE_MAX_ROWS if many else INLINE_MAX_PARAMETERS)
+
+
 class OneTripCursor:
     """The aiosqlite cursor interface SQLAlchemy's adapter uses, one trip per statement."""
 
@@ -115,7 +134,7 @@ class OneTripCursor:
 
     async def _trip(self, sql: str, parameters: Any, many: bool) -> OneTripCursor:
         connection = self._connection
-        if _INLINE.get():
+        if _INLINE.get() and _small(parameters, many):
             # SQLAlchemy awaits each statement of a connection before the next, so the
             # connection's own thread has nothing of this connection in hand meanwhile.
             result = _run(connection._conn, sql, parameters, many)

@@ -207,6 +207,44 @@ async def test_an_inline_unit_runs_its_statements_on_the_event_loops_thread(
         assert await _statement_thread(session) != here
 
 
+async def test_an_inline_unit_sends_a_large_statement_to_the_connections_thread(
+    engine: AsyncEngine, trips: list[str]
+) -> None:
+    """Inside an inline unit, a statement past the size bounds (rows of an executemany, or
+    bound parameters) still takes its trip: its cost grows with it, and the event loop
+    serves others meanwhile. One at the bounds runs inline."""
+    from services.db import make_sessionmaker, transaction
+
+    sessions = make_sessionmaker(engine)
+    rows = sqlite_driver.INLINE_MAX_ROWS
+    async with transaction(sessions, inline=True) as session:
+        insert = sa.text("INSERT INTO t (v, n) VALUES (:v, :n)")
+        trips.clear()
+        await session.execute(insert, [{"v": f"small {i}", "n": i} for i in range(rows)])
+        assert trips == [], trips
+        await session.execute(insert, [{"v": f"large {i}", "n": i} for i in range(rows + 1)])
+        assert trips == ["_run"], trips
+        trips.clear()
+        limit = sqlite_driver.INLINE_MAX_PARAMETERS
+        at_bound = (
+            sa.select(sa.func.count())
+            .select_from(sa.table("t", sa.column("n")))
+            .where(sa.column("n").in_(sa.bindparam("ns", expanding=True)))
+        )
+        assert (
+            await session.execute(at_bound, {"ns": list(range(limit))})
+        ).scalar() == 2 * rows + 1
+        assert trips == [], trips
+        assert (
+            await session.execute(at_bound, {"ns": list(range(limit + 1))})
+        ).scalar() == 2 * rows + 1
+        assert trips == ["_run"], trips
+    async with transaction(sessions, write=False) as session:
+        assert (
+            await session.execute(sa.text("SELECT count(*) FROM t"))
+        ).scalar_one() == 2 * rows + 1
+
+
 async def test_an_inline_unit_waiting_for_the_write_lock_does_not_stall_the_event_loop(
     engine: AsyncEngine,
 ) -> None:
