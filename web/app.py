@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from web.broker import LocalBroker, make_broker, running
 from web.context import AppState
 from web.endpoints.papers import UPLOAD_ENVELOPE_BYTES, UPLOAD_PATHS
 from web.errors import EXCEPTION_HANDLERS, UnavailableMiddleware
-from web.live import SERVER_SEND
+from web.live import HANDOFF, SERVER_SEND
 from web.lti import LtiRuntime
 from web.middleware import (
     BodyLimitMiddleware,
@@ -138,11 +138,22 @@ class PeerboardApp(Starlette):
     """Starlette, noting the server's own `send` in the scope: a live stream's body frames
     go straight to it (web/live.py) instead of through every middleware's wrapper, which
     only ever look at the response's start (measured: most of the cost of fanning an event
-    out to a thousand subscribers, bench/sse_bench.py)."""
+    out to a thousand subscribers, bench/sse_bench.py).
+
+    A live stream also hands the rest of itself over once started (`HANDOFF`): it runs
+    here, after every middleware and the endpoint have returned, so an open stream holds
+    none of their frames and closures."""
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         scope[SERVER_SEND] = send
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)
+            return
+        handoff: list[Callable[[Receive, Send], Awaitable[None]]] = []
+        scope[HANDOFF] = handoff
         await super().__call__(scope, receive, send)
+        for rest in handoff:
+            await rest(receive, send)
 
 
 def create_app(settings: Settings | None = None) -> Starlette:

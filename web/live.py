@@ -39,7 +39,7 @@ import logging
 import re
 import time
 import weakref
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar, runtime_checkable
 
@@ -160,6 +160,9 @@ _PING: Any = object()
 _PING_BYTES = b":\n\n"
 # Where PeerboardApp (web/app.py) puts the server's own ASGI `send` in the scope.
 SERVER_SEND = "peerboard.server_send"
+# Where it puts a list for a response to hand the rest of itself to: PeerboardApp runs
+# what is there, with the server's receive and send, once the middleware has returned.
+HANDOFF = "peerboard.handoff"
 
 
 @dataclass(eq=False)
@@ -331,7 +334,7 @@ class Feed(Generic[V]):
             by_list[id(items)] = found  # `rendered` keeps every list alive: ids stay unique
             _deliver(subscriber, after, upto, found)
         # Anyone who joined while we read starts after `after` < upto: the gap check in
-        # `EventStream` makes them read (after, upto] themselves.
+        # `_Rest.run` makes them read (after, upto] themselves.
         return len(batch) >= events.MAX_BATCH
 
 
@@ -561,7 +564,15 @@ async def stream(request: Request, *, fanout: Fanout[V], start_after: int | None
 class EventStream(Response, Generic[V]):
     """A text/event-stream response fed by the process's feed: it writes the bytes its
     queue hands it. Registered with the feed only once the response runs, so a client gone
-    before that leaves nothing behind."""
+    before that leaves nothing behind.
+
+    Its start goes through the middleware (security headers, the session cookie); the rest
+    of the stream (`_Rest`) is handed to PeerboardApp (web/app.py), which runs it once
+    every middleware has returned (`HANDOFF`), with the server's own receive and send. No
+    middleware looks at a response after its start, and an open stream then holds ~7
+    coroutines instead of ~26 and none of the request's objects: with thousands of streams
+    open, that is what a full garbage collection walks (bench/sse_bench.py). Served
+    without PeerboardApp, it runs the rest itself."""
 
     media_type = "text/event-stream"
 
@@ -578,34 +589,54 @@ class EventStream(Response, Generic[V]):
         subscriber: Subscriber[V] = Subscriber(
             admission.viewer, admission.caller.actor, admission.credential
         )
+        rest = _Rest(self.hub, self.fanout, admission.viewer, admission.start_after, subscriber)
+        await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
+        handoff: list[Callable[[Receive, Send], Awaitable[None]]] | None = scope.get(HANDOFF)
+        server_send = scope.get(SERVER_SEND)
+        if handoff is not None and server_send is not None:
+            handoff.append(rest.run)
+            return
+        # Body frames still go to the server directly when it is known: every middleware
+        # passes them through unchanged, and eight wrappers per frame per subscriber were
+        # most of a fan-out's cost.
+        await rest.run(receive, server_send or send)
+
+
+@dataclass(eq=False)
+class _Rest(Generic[V]):
+    """A stream after its start: what it needs, and nothing of the request."""
+
+    hub: Hub
+    fanout: Fanout[V]
+    viewer: V
+    start_after: int
+    subscriber: Subscriber[V]
+
+    async def run(self, receive: Receive, send: Send) -> None:
+        """The stream's body, written with `send`, the server's own (its flow control
+        lets the feed write to it directly: `Subscriber.write_now`)."""
+        hub, fanout, viewer, subscriber = self.hub, self.fanout, self.viewer, self.subscriber
         subscriber.writer = asyncio.current_task()
-        subscriber.server_send = scope.get(SERVER_SEND)
+        subscriber.server_send = send
         watcher = asyncio.create_task(_watch_disconnect(receive, subscriber))
-        feed = self.hub.feed(self.fanout, admission.start_after)
+        feed = hub.feed(fanout, self.start_after)
         horizon = feed.add(subscriber)
         loop = asyncio.get_running_loop()
 
-        # The start goes through the middleware (security headers, the session cookie);
-        # body frames go to the server directly: every middleware passes them through
-        # unchanged, and eight wrappers per frame per subscriber were most of a fan-out's
-        # cost. (A middleware that rewrites bodies, e.g. compression, must not wrap streams.)
-        body_send: Send = scope.get(SERVER_SEND, send)
-
         async def write(body: bytes) -> None:
             subscriber.sending_since = loop.time()
-            await body_send({"type": "http.response.body", "body": body, "more_body": True})
+            await send({"type": "http.response.body", "body": body, "more_body": True})
             subscriber.sending_since = 0.0
 
         try:
-            await send({"type": "http.response.start", "status": 200, "headers": self.raw_headers})
             await write(f"retry: {RECONNECT_MS}\n\n".encode())
-            cursor = admission.start_after
-            async for items in _catch_up(self.hub, self.fanout, admission.viewer, cursor, horizon):
+            cursor = self.start_after
+            async for items in _catch_up(hub, fanout, viewer, cursor, horizon):
                 if items:
                     await write(encode_all(items))
             cursor = max(cursor, horizon)
             while True:
-                if subscriber.queue.empty() and subscriber.server_send is not None:
+                if subscriber.queue.empty():
                     subscriber.parked_at = cursor  # the feed may write from here on
                 entry = await subscriber.queue.get()
                 if subscriber.parked_at is not None:  # what the feed wrote meanwhile
@@ -620,9 +651,7 @@ class EventStream(Response, Generic[V]):
                 if upto <= cursor:
                     continue
                 if after > cursor:  # joined while the feed was reading: read the gap
-                    async for gap in _catch_up(
-                        self.hub, self.fanout, admission.viewer, cursor, after
-                    ):
+                    async for gap in _catch_up(hub, fanout, viewer, cursor, after):
                         if gap:
                             await write(encode_all(gap))
                     cursor = after
@@ -639,7 +668,7 @@ class EventStream(Response, Generic[V]):
             task = asyncio.current_task()
             if task is not None:
                 task.uncancel()
-            log.info("live: dropped a subscriber that stopped reading (%s)", self.fanout.key)
+            log.info("live: dropped a subscriber that stopped reading (%s)", fanout.key)
             return
         finally:
             subscriber.closed = True

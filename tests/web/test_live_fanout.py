@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
+import inspect
 import json
 import socket
 from collections.abc import AsyncIterator, Iterator
@@ -21,6 +23,7 @@ import uvicorn
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from starlette.requests import Request
 
 from services import discussions, memberships, tokens
 from services.db import transaction
@@ -210,6 +213,79 @@ async def test_each_batch_is_read_once_and_each_audience_sees_what_it_may(
             await asyncio.gather(*tasks, return_exceptions=True)
             for c in clients:
                 await c.aclose()
+
+
+def _running_coroutines(path: str) -> set[str]:
+    """The suspended coroutines serving requests for `path` (by their frame's `scope`)."""
+    gc.collect()
+    found = set()
+    for o in gc.get_objects():
+        if inspect.iscoroutine(o) and inspect.getcoroutinestate(o) == inspect.CORO_SUSPENDED:
+            scope = o.cr_frame.f_locals.get("scope")
+            if isinstance(scope, dict) and scope.get("path") == path:
+                found.add(o.__qualname__)
+    return found
+
+
+MIDDLEWARE_AND_ENDPOINT = {
+    "ServerErrorMiddleware.__call__",
+    "SessionMiddleware.__call__",
+    "SecurityHeadersMiddleware.__call__",
+    "BodyLimitMiddleware.__call__",
+    "ExceptionMiddleware.__call__",
+    "Route.handle",
+    "EventStream.__call__",
+}
+
+
+@pytest.mark.parametrize("handed_off", [True, False], ids=["handed-off", "without-handoff"])
+async def test_an_open_stream_holds_no_middleware_frame_and_no_request(
+    database_url: str,
+    forum_setup: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    handed_off: bool,
+) -> None:
+    """Once started, a stream runs after the middleware and the endpoint have returned
+    (PeerboardApp's HANDOFF): with thousands open, their frames, closures and requests
+    would be most of what a full garbage collection walks. Its start still went through
+    the middleware (security headers), and it still delivers. Without the handoff (an
+    app that does not offer it) the stream runs inside the chain, and the test sees it."""
+    if not handed_off:
+        monkeypatch.setattr(live, "HANDOFF", "not offered")
+    thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
+    async with served(database_url) as base:
+        path = f"/api/v1/threads/{thread}/events"
+        async with _client(secrets_by_name["ben"]) as ben, ben.stream("GET", base + path) as opened:
+            assert opened.status_code == 200
+            assert opened.headers["x-content-type-options"] == "nosniff"
+            assert "frame-ancestors 'none'" in opened.headers["content-security-policy"]
+            lines = opened.aiter_lines()
+            assert (await anext(lines)).startswith("retry: ")
+            async with _client(secrets_by_name["ada"]) as ada:
+                made = await ada.post(
+                    base + path.replace("/events", "/posts"), json={"body": "held?"}
+                )
+                assert made.status_code == 201, made.text
+
+            async def arrived() -> None:
+                async for line in lines:
+                    if "held?" in line:
+                        return
+
+            await asyncio.wait_for(arrived(), 10)
+            running = _running_coroutines(path)
+            assert "PeerboardApp.__call__" in running, running
+            requests = [
+                o
+                for o in gc.get_objects()
+                if isinstance(o, Request) and o.scope.get("path") == path
+            ]
+            if handed_off:
+                assert not running & MIDDLEWARE_AND_ENDPOINT, running & MIDDLEWARE_AND_ENDPOINT
+                assert requests == []
+            else:
+                assert running >= MIDDLEWARE_AND_ENDPOINT, MIDDLEWARE_AND_ENDPOINT - running
+                assert requests
 
 
 async def test_a_late_joiner_catches_up_from_its_last_event_id(
