@@ -14,7 +14,7 @@ import gc
 import inspect
 import json
 import socket
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -286,6 +286,42 @@ async def test_an_open_stream_holds_no_middleware_frame_and_no_request(
             else:
                 assert running >= MIDDLEWARE_AND_ENDPOINT, MIDDLEWARE_AND_ENDPOINT - running
                 assert requests
+
+
+async def _until(check: Callable[[], bool], within: float = 10.0) -> None:
+    for _ in range(int(within / 0.02)):
+        if check():
+            return
+        await asyncio.sleep(0.02)
+    raise AssertionError(f"not within {within} s")
+
+
+async def test_a_client_that_goes_ends_its_stream_and_leaves_nothing_behind(
+    database_url: str, forum_setup: dict[str, Any]
+) -> None:
+    """A client closing its connection ends the stream at once (the server's `receive`
+    says so, outside the middleware too): the feed forgets it, and a feed without
+    subscribers stops."""
+    thread, secrets_by_name = forum_setup["thread"], forum_setup["secrets"]
+    async with served(database_url) as base:
+        path = f"/api/v1/threads/{thread}/events"
+
+        def count() -> int:
+            return sum(h.subscriber_count for h in live._HUBS.values())
+
+        async with _client(secrets_by_name["ben"]) as ben, _client(secrets_by_name["chen"]) as chen:
+            async with ben.stream("GET", base + path) as one, chen.stream("GET", base + path):
+                assert one.status_code == 200
+                await _until(lambda: count() == 2)
+                async with ben.stream("GET", base + path):
+                    await _until(lambda: count() == 3)
+                await _until(lambda: count() == 2)  # that one went; two stay
+                # This app's hub (an earlier test's may linger until collected).
+                hub = next(h for h in live._HUBS.values() if h.subscriber_count)
+                assert len(hub.feeds) == 1
+            await _until(lambda: count() == 0)
+            assert hub.feeds == {}
+            assert _running_coroutines(path) == set()
 
 
 async def test_a_late_joiner_catches_up_from_its_last_event_id(
