@@ -9,21 +9,23 @@ Bounded and reproducible: a fixed number of examples per operation and generatio
 operation and the request (as a curl command) that broke the contract.
 
 Then sequences (stateful): schemathesis chains operations through the links it infers from
-the document (an id a response gives is the next request's path parameter: a reply then
-its edit, revisions and deletion, a group rule then its removal), starting from the rows
-that exist, under the same checks (PEERBOARD_FUZZ_SEQUENCES scenarios of up to 8 calls,
-default 200).
+the document (an id or a value a response gives feeds the next request: a reply then its
+edit, revisions and deletion; an allocation then a task's move to a listed reviewer),
+starting from the rows that exist, under the same checks (PEERBOARD_FUZZ_SEQUENCES scenarios
+of up to 8 calls, default 200; on SQLite, whose file is restored before each scenario).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import sqlite3
 import threading
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import Future
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -43,12 +45,15 @@ from schemathesis.specs.openapi.checks import (
 )
 from sqlmodel import select
 
-from services import discussions, tokens
+from services import discussions, exemplars, papers, phases, tokens, webhooks
 from services.db import make_engine, make_sessionmaker, transaction
-from services.models import Post
+from services.models import ExemplarKind, Phase, Post, ReviewTask
+from services.policy import Actor
 from tests.conftest import make_settings, run_async
 from tests.discussion_support import build_forum
+from tests.review_support import import_review_assignment, paper_text
 from web.app import create_app
+from web.ratelimit import RULES
 
 EXAMPLES = int(os.environ.get("PEERBOARD_FUZZ_EXAMPLES", "5"))
 SEQUENCES = int(os.environ.get("PEERBOARD_FUZZ_SEQUENCES", "200"))
@@ -63,9 +68,10 @@ CHECKS = [
 ROLES = {"student": "ada", "moderator": "mona", "instructor": "ivo"}
 
 
-async def _seed(database_url: str) -> tuple[dict[str, str], dict[str, Any]]:
-    """A cohort with an open assignment, a thread, and a token for each role; the tokens,
-    and the ids of what exists (path parameters that reach real rows)."""
+async def _seed(database_url: str) -> tuple[dict[str, str], dict[str, Any], int]:
+    """A cohort with an open assignment, a thread, a review round in progress, an exemplar,
+    a webhook endpoint and a token for each role; the tokens, the ids of what exists (path
+    parameters that reach real rows), and the review round's assignment."""
     engine = make_engine(database_url)
     try:
         async with transaction(make_sessionmaker(engine)) as session:
@@ -84,6 +90,45 @@ async def _seed(database_url: str) -> tuple[dict[str, str], dict[str, Any]]:
             opening = (
                 await session.execute(select(Post).where(Post.thread_id == thread.id))
             ).scalar_one()
+            # A review round in progress (papers in, tasks out), an exemplar and a webhook
+            # endpoint: rows for the operations on tasks, exemplars and endpoints to reach.
+            review_round = await import_review_assignment(session, slug="psy", k=1)
+            for name in ("ada", "ben", "chen"):
+                await papers.save_paper(
+                    session,
+                    actor=await forum.actor(session, name),
+                    assignment_id=review_round,
+                    body=paper_text(name),
+                    submit=True,
+                )
+            await phases.change_phase(
+                session, actor=Actor.system(), assignment_id=review_round, phase=Phase.review
+            )
+            task = (
+                await session.execute(
+                    select(ReviewTask).where(
+                        ReviewTask.assignment_id == review_round,
+                        ReviewTask.reviewer_id == forum.users["ada"],
+                    )
+                )
+            ).scalar_one()
+            ivo = await forum.actor(session, "ivo")
+            exemplar = await exemplars.nominate(
+                session,
+                actor=ivo,
+                assignment_id=forum.assignment_id,
+                kind=ExemplarKind.post,
+                source=opening.public_id,
+                question_id=forum.question_ids[0],
+            )
+            endpoint = await webhooks.register(
+                session,
+                actor=ivo,
+                cohort_slug="psy",
+                url="https://hooks.example.test/peerboard",
+                events=list(webhooks.EVENTS),
+                allow_private=False,
+            )
     finally:
         await engine.dispose()
     real = {
@@ -93,16 +138,21 @@ async def _seed(database_url: str) -> tuple[dict[str, str], dict[str, Any]]:
         "thread": thread.public_id,
         "post": opening.public_id,
         "user": forum.users["ben"],
+        "task": task.public_id,
+        "exemplar": exemplar.public_id,
+        "webhook": endpoint.id,
     }
-    return secrets, real
+    return secrets, real, review_round
 
 
 class Served:
     """The app with its lifespan running on an event loop of its own thread, so that
     hypothesis (synchronous) can send it requests one by one."""
 
-    def __init__(self, database_url: str) -> None:
-        self.app = create_app(make_settings(database_url, PEERBOARD_PHASE_TICK_SECONDS="0"))
+    def __init__(self, database_url: str, **settings: Any) -> None:
+        self.app = create_app(
+            make_settings(database_url, PEERBOARD_PHASE_TICK_SECONDS="0", **settings)
+        )
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.manager: LifespanManager | None = None
@@ -201,7 +251,7 @@ def _fuzz(
 
 @pytest.mark.parametrize("role", sorted(ROLES))
 def test_every_operation_keeps_the_contract(database_url: str, role: str) -> None:
-    secrets, real = run_async(_seed(database_url))
+    secrets, real, review_round = run_async(_seed(database_url))
     served = Served(database_url)
     failures: list[str] = []
     with served.running():
@@ -213,8 +263,9 @@ def test_every_operation_keeps_the_contract(database_url: str, role: str) -> Non
         )
         assert len(operations) > 40
         runs = [(mode, None) for mode in schemathesis.GenerationMode] + [
-            (schemathesis.GenerationMode.POSITIVE, real)
-        ]  # and on rows that exist
+            (schemathesis.GenerationMode.POSITIVE, real),
+            (schemathesis.GenerationMode.POSITIVE, {**real, "assignment": review_round}),
+        ]  # and on rows that exist, an open assignment's and a review round's
         for operation in operations:
             if os.environ.get("PEERBOARD_FUZZ_TRACE"):
                 print(operation.label, sorted(served.statuses.items()))
@@ -236,8 +287,8 @@ def test_every_operation_keeps_the_contract(database_url: str, role: str) -> Non
     assert served.statuses[200] + served.statuses[201] > 0
 
 
-def _pinned_to(document: dict[str, Any], real: dict[str, Any]) -> dict[str, Any]:
-    """The document with each path parameter naming a row that exists pinned to that row:
+def _pinned_to(document: dict[str, Any], real: dict[str, list[Any]]) -> dict[str, Any]:
+    """The document with each path parameter naming rows that exist pinned to those rows:
     sequences start from real rows; what they create reaches them through links."""
     for item in document["paths"].values():
         for operation in item.values():
@@ -246,21 +297,48 @@ def _pinned_to(document: dict[str, Any], real: dict[str, Any]) -> dict[str, Any]
             for parameter in operation.get("parameters", []):
                 if parameter.get("in") == "path" and parameter["name"] in real:
                     kind = parameter["schema"]["type"]
-                    parameter["schema"] = {"type": kind, "enum": [real[parameter["name"]]]}
+                    parameter["schema"] = {"type": kind, "enum": real[parameter["name"]]}
     return document
 
 
+@pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 @pytest.mark.parametrize("role", sorted(ROLES))
-def test_sequences_of_operations_keep_the_contract(database_url: str, role: str) -> None:
-    secrets, real = run_async(_seed(database_url))
-    served = Served(database_url)
+def test_sequences_of_operations_keep_the_contract(
+    database_url: str, role: str, tmp_path: Path
+) -> None:
+    """Each scenario starts from the seeded database (restored before it), with nothing in
+    the background writing and no rate limit counting across scenarios: Hypothesis needs a
+    scenario's answers to depend on the scenario alone (what a response gives feeds the
+    next request). SQLite only: restoring a file is instant; the per-operation run above
+    covers PostgreSQL."""
+    secrets, real, review_round = run_async(_seed(database_url))
+    database = database_url.split(":///", 1)[1]
+    seeded = tmp_path / "seeded.db"
+    with closing(sqlite3.connect(database)) as source, closing(sqlite3.connect(seeded)) as copy:
+        source.backup(copy)
+    unlimited = {name: ["1000000 per minute"] * 2 for name in RULES}
+    served = Served(
+        database_url,
+        PEERBOARD_RATE_LIMITS=unlimited,
+        PEERBOARD_WEBHOOK_TICK_SECONDS="0",
+        PEERBOARD_LTI_TICK_SECONDS="0",
+    )
     calls: Counter[tuple[str, int]] = Counter()
     with served.running():
         document = served._run(served.client.get("/api/v1/openapi.json")).json()  # type: ignore[union-attr]
-        schema = schemathesis.openapi.from_dict(_pinned_to(document, real))
+        rows = {name: [value] for name, value in real.items()}
+        rows["assignment"].append(review_round)
+        schema = schemathesis.openapi.from_dict(_pinned_to(document, rows))
         token = secrets[role]
 
         class Sequences(schema.as_state_machine()):  # type: ignore[misc]
+            def setup(self) -> None:
+                with (
+                    closing(sqlite3.connect(seeded)) as copy,
+                    closing(sqlite3.connect(database)) as target,
+                ):
+                    copy.backup(target)
+
             def call(self, case: schemathesis.Case, **kwargs: Any) -> Response:
                 responses = case.operation.definition.raw.get("responses", {})
                 if "text/event-stream" in str(responses):  # one round, never endless
@@ -288,6 +366,7 @@ def test_sequences_of_operations_keep_the_contract(database_url: str, role: str)
                 database=None,
                 deadline=None,
                 suppress_health_check=list(HealthCheck),
+                phases=[HypothesisPhase.generate, HypothesisPhase.shrink],
             )
         )
     print(role, sorted(Counter(status for (_, status) in calls.elements()).items()))
