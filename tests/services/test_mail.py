@@ -30,7 +30,10 @@ from tests.review_support import ReviewWorld, make_world, review_all, set_phase,
 
 SECRET = "mail-test-secret-0123456789-0123456789"
 BASE = "https://peerboard.test"
-T0 = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
+# Tomorrow, 09:00 UTC: mail the tests make is stamped with the real clock, so the rounds they
+# run "at" T0 (and at 07:00 that day, for digests) must come after it, whatever the day the
+# suite runs. (A fixed date here passed until that day's 07:00 and failed ever after.)
+T0 = (datetime.now(UTC) + timedelta(days=1)).replace(hour=9, minute=0, second=0, microsecond=0)
 
 
 def mailer_for(server: Server, *, batch: int = 20) -> mail.Mailer:
@@ -351,7 +354,7 @@ async def test_followed_threads_go_to_one_digest_a_day_after_seven(
     to_chen = [r for r in server.sink.received if r.recipients == ["chen@uni.test"]]
     assert len(to_chen) == 1
     message = to_chen[0].message
-    assert message["Subject"] == "Your Peerboard digest for Monday 30 November"
+    assert message["Subject"] == f"Your Peerboard digest for {T0:%A} {T0.day} {T0:%B}"
     body = message.get_body(("plain",))
     assert body is not None
     assert body.get_content().count("There is a new reply in “Followed”") == 2
