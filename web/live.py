@@ -572,7 +572,8 @@ class EventStream(Response, Generic[V]):
     middleware looks at a response after its start, and an open stream then holds ~7
     coroutines instead of ~26 and none of the request's objects: with thousands of streams
     open, that is what a full garbage collection walks (bench/sse_bench.py). Served
-    without PeerboardApp, it runs the rest itself."""
+    without PeerboardApp, it runs the rest itself. (A middleware that rewrites bodies,
+    e.g. compression, must not wrap streams: their body frames never pass through it.)"""
 
     media_type = "text/event-stream"
 
