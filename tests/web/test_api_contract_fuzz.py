@@ -125,7 +125,7 @@ async def _seed(database_url: str) -> tuple[dict[str, str], dict[str, Any], int]
                 session,
                 actor=ivo,
                 cohort_slug="psy",
-                url="https://hooks.example.test/peerboard",
+                url="https://hooks.example.invalid/peerboard",
                 events=list(webhooks.EVENTS),
                 allow_private=False,
             )
@@ -150,9 +150,14 @@ class Served:
     hypothesis (synchronous) can send it requests one by one."""
 
     def __init__(self, database_url: str, **settings: Any) -> None:
-        self.app = create_app(
-            make_settings(database_url, PEERBOARD_PHASE_TICK_SECONDS="0", **settings)
-        )
+        # No background jobs: nothing writes between requests, and the seeded webhook
+        # endpoint's deliveries are not attempted (its host does not exist).
+        quiet = {
+            "PEERBOARD_PHASE_TICK_SECONDS": "0",
+            "PEERBOARD_WEBHOOK_TICK_SECONDS": "0",
+            "PEERBOARD_LTI_TICK_SECONDS": "0",
+        }
+        self.app = create_app(make_settings(database_url, **{**quiet, **settings}))
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.manager: LifespanManager | None = None
@@ -306,23 +311,17 @@ def _pinned_to(document: dict[str, Any], real: dict[str, list[Any]]) -> dict[str
 def test_sequences_of_operations_keep_the_contract(
     database_url: str, role: str, tmp_path: Path
 ) -> None:
-    """Each scenario starts from the seeded database (restored before it), with nothing in
-    the background writing and no rate limit counting across scenarios: Hypothesis needs a
-    scenario's answers to depend on the scenario alone (what a response gives feeds the
-    next request). SQLite only: restoring a file is instant; the per-operation run above
-    covers PostgreSQL."""
+    """Each scenario starts from the seeded database (restored before it), with no rate
+    limit counting across scenarios: Hypothesis needs a scenario's answers to depend on the
+    scenario alone (what a response gives feeds the next request). SQLite only: restoring
+    a file is instant; the per-operation run above covers PostgreSQL."""
     secrets, real, review_round = run_async(_seed(database_url))
     database = database_url.split(":///", 1)[1]
     seeded = tmp_path / "seeded.db"
     with closing(sqlite3.connect(database)) as source, closing(sqlite3.connect(seeded)) as copy:
         source.backup(copy)
     unlimited = {name: ["1000000 per minute"] * 2 for name in RULES}
-    served = Served(
-        database_url,
-        PEERBOARD_RATE_LIMITS=unlimited,
-        PEERBOARD_WEBHOOK_TICK_SECONDS="0",
-        PEERBOARD_LTI_TICK_SECONDS="0",
-    )
+    served = Served(database_url, PEERBOARD_RATE_LIMITS=unlimited)
     calls: Counter[tuple[str, int]] = Counter()
     with served.running():
         document = served._run(served.client.get("/api/v1/openapi.json")).json()  # type: ignore[union-attr]
