@@ -203,6 +203,19 @@ class Served:
         self.statuses[response.status_code] += 1
         return response
 
+    def send_case(self, case: schemathesis.Case, token: str) -> httpx.Response:
+        """A generated case, sent with the role's token; a live stream's operation asks for
+        one round (`poll=1`), never an endless stream. A case no client could encode is
+        rejected (not a request the app could ever receive)."""
+        if "text/event-stream" in str(case.operation.definition.raw.get("responses", {})):
+            case.query = {**(case.query or {}), "poll": "1"}
+        headers = {"Authorization": f"Bearer {token}"}
+        try:
+            return self.request(case.as_transport_kwargs(base_url=BASE, headers=headers))
+        except Unsendable:
+            reject()
+            raise  # not reached: reject() raises
+
     @contextmanager
     def running(self) -> Iterator[Served]:
         self.thread.start()
@@ -227,7 +240,6 @@ def _fuzz(
     token: str,
     path_parameters: dict[str, Any] | None,
 ) -> None:
-    streams = "text/event-stream" in str(operation.definition.raw.get("responses", {}))
     strategy = operation.as_strategy(generation_mode=mode, path_parameters=path_parameters)
 
     @given(case=strategy)
@@ -240,16 +252,7 @@ def _fuzz(
         phases=[HypothesisPhase.explicit, HypothesisPhase.generate, HypothesisPhase.shrink],
     )
     def check(case: schemathesis.Case) -> None:
-        if streams:  # one round of a live stream, never an endless one
-            case.query = {**(case.query or {}), "poll": "1"}
-        kwargs = case.as_transport_kwargs(
-            base_url=BASE, headers={"Authorization": f"Bearer {token}"}
-        )
-        try:
-            response = served.request(kwargs)
-        except Unsendable:
-            reject()
-        case.validate_response(response, checks=CHECKS)
+        case.validate_response(served.send_case(case, token), checks=CHECKS)
 
     check()
 
@@ -339,16 +342,7 @@ def test_sequences_of_operations_keep_the_contract(
                     copy.backup(target)
 
             def call(self, case: schemathesis.Case, **kwargs: Any) -> Response:
-                responses = case.operation.definition.raw.get("responses", {})
-                if "text/event-stream" in str(responses):  # one round, never endless
-                    case.query = {**(case.query or {}), "poll": "1"}
-                headers = {"Authorization": f"Bearer {token}"}
-                try:
-                    answer = served.request(
-                        case.as_transport_kwargs(base_url=BASE, headers=headers)
-                    )
-                except Unsendable:
-                    reject()
+                answer = served.send_case(case, token)
                 calls[(case.operation.label, answer.status_code)] += 1
                 return Response.from_any(answer)
 
